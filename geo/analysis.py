@@ -1,0 +1,242 @@
+"""Analyses: hot spots and catchments over several indicators and years in one dask graph."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dask
+import geopandas as gpd
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from geo.areas import resolve
+from geo.boundaries import load_boundaries
+from geo.catchments import catchment_labels, catchments
+from geo.errors import InvalidParameterError
+from geo.hotspots import LISA_CODES, HotSpotResult, gi_star, local_moran
+from geo.settings import Settings
+from geo.store import AnalysisRecord, DatasetInfo, Store, canonical_json
+from geo.weights import SpatialWeights, WeightsSpec, build_weights
+
+DEFAULT_SEED = 123456789  # GeoDa's default seed
+COVERAGE_FOR_DEFAULT_YEAR = 0.8
+
+
+class AnalysisParams(BaseModel):
+    """What to analyse. Everything but the dataset has a documented default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(description="Dataset id, as listed by GET /datasets.")
+    indicators: list[str] | None = Field(
+        default=None, description="Indicator codes; default: the dataset's first indicator."
+    )
+    years: list[int] | None = Field(
+        default=None,
+        description="Years; default: the latest year in which the indicator covers at least "
+        "80 % of the area's regions (else its latest year).",
+    )
+    level: int = Field(default=3, ge=0, le=3, description="NUTS level 0-3.")
+    area: str = Field(
+        default="alpine-space",
+        description="A named area (alpine-space, austria, ...) or comma-separated NUTS codes.",
+    )
+    method: Literal["gi_star", "local_moran"] = Field(
+        default="gi_star", description="Getis-Ord Gi* hot spots or Local Moran's I (LISA)."
+    )
+    weights: str = Field(
+        default="queen", description="queen, rook, knn:K or distance:KM (EPSG:3035)."
+    )
+    permutations: int = Field(default=999, ge=0, le=99_999,
+                              description="Conditional permutations for pseudo p-values.")
+    seed: int = Field(default=DEFAULT_SEED, ge=0, lt=2**63, description="Random seed.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level.")
+    correction: Literal["none", "fdr", "bonferroni"] = Field(
+        default="fdr", description="Multiple-testing correction applied to the classes."
+    )
+    inference: Literal["permutation", "normal"] = Field(
+        default="permutation",
+        description="Gi* classes from permutation pseudo p-values or, as ArcGIS, from the "
+        "normal approximation. Local Moran always uses permutations.",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        return str(WeightsSpec.parse(value))
+
+    @field_validator("indicators", "years")
+    @classmethod
+    def _non_empty(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one value, or leave it out for the default")
+        return value
+
+
+@dataclass(frozen=True)
+class AnalysisOutput:
+    """Everything an analysis produced."""
+
+    params: AnalysisParams
+    regions: pd.DataFrame
+    catchments: gpd.GeoDataFrame
+    summary: dict[str, Any]
+    duration_s: float
+
+
+def analysis_id(params: AnalysisParams, dataset: DatasetInfo) -> str:
+    """Stable id: a hash of the resolved parameters and the dataset's content."""
+    payload = canonical_json({"params": params.model_dump(), "data": dataset.content_hash})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def resolve_params(
+    settings: Settings, store: Store, params: AnalysisParams
+) -> tuple[AnalysisParams, list[str]]:
+    """Fill the defaults from the data and check every value; return params and region ids."""
+    info = store.dataset(params.dataset)
+    layer = load_boundaries(settings)
+    ids = resolve(settings, layer, params.area, params.level)
+    codes = [i.code for i in info.indicators]
+    indicators = params.indicators or codes[:1]
+    unknown = [i for i in indicators if i not in codes]
+    if unknown:
+        raise InvalidParameterError(
+            f"dataset {info.id!r} has no indicator {unknown}; valid indicators: {codes}"
+        )
+    years = params.years or [_default_year(store, info.id, indicators[0], ids)]
+    available = {y for ind in info.indicators if ind.code in indicators for y in ind.years}
+    missing = sorted(set(years) - available)
+    if missing:
+        raise InvalidParameterError(
+            f"dataset {info.id!r} has no data for {missing}; years with data: {sorted(available)}"
+        )
+    return params.model_copy(update={"indicators": indicators, "years": sorted(set(years))}), ids
+
+
+def _default_year(store: Store, dataset: str, indicator: str, ids: list[str]) -> int:
+    info = store.dataset(dataset)
+    years = next(i.years for i in info.indicators if i.code == indicator)
+    if not years:
+        raise InvalidParameterError(f"indicator {indicator!r} of {dataset!r} has no values")
+    obs = store.observations(dataset, [indicator], years, geos=ids).dropna(subset=["value"])
+    share = obs.groupby("time")["geo"].nunique() / max(len(ids), 1)
+    covered = share[share >= COVERAGE_FOR_DEFAULT_YEAR]
+    return int(covered.index.max()) if len(covered) else int(max(years))
+
+
+def run_analysis(
+    settings: Settings, store: Store, params: AnalysisParams, scheduler: Any = None
+) -> AnalysisOutput:
+    """Run an analysis as one dask graph over (indicator, year) tasks.
+
+    ``scheduler`` is anything ``dask.compute`` accepts (``"threads"``, ``"sync"``, a
+    ``distributed.Client``); by default the one of the settings.
+    """
+    started = time.perf_counter()
+    params, ids = resolve_params(settings, store, params)
+    assert params.indicators is not None and params.years is not None
+    layer = load_boundaries(settings).loc[ids]
+    obs = store.observations(params.dataset, params.indicators, params.years, geos=ids)
+    weights = dask.delayed(build_weights)(layer[["geometry"]], params.weights)
+    tasks = []
+    for indicator in params.indicators:
+        for year in params.years:
+            series = obs[(obs["indicator"] == indicator) & (obs["time"] == year)]
+            values = series.set_index("geo")["value"].reindex(ids)
+            tasks.append(dask.delayed(analyse_series)(
+                values, weights, layer[["CNTR_CODE", "geometry"]], params, indicator, year
+            ))
+    parts = dask.compute(*tasks, scheduler=scheduler or _scheduler(settings))
+    regions = pd.concat([p[0] for p in parts], ignore_index=True)
+    catch = pd.concat([p[1] for p in parts], ignore_index=True)
+    summary = {"series": [p[2] for p in parts], "n_regions": len(ids)}
+    catch = gpd.GeoDataFrame(catch, geometry="geometry", crs=4326)
+    return AnalysisOutput(params, regions, catch, summary, time.perf_counter() - started)
+
+
+def analyse_series(
+    values: pd.Series, weights: SpatialWeights, layer: gpd.GeoDataFrame,
+    params: AnalysisParams, indicator: str, year: int,
+) -> tuple[pd.DataFrame, gpd.GeoDataFrame, dict[str, Any]]:
+    """Hot spots and catchments of one (indicator, year) series."""
+    result = compute_hotspots(values, weights, params)
+    labels = catchment_labels(result, weights)
+    frame = result.to_frame().assign(catchment=labels).reset_index()
+    frame.insert(0, "year", year)
+    frame.insert(0, "indicator", indicator)
+    catch = catchments(result, weights, layer)
+    catch.insert(0, "year", year)
+    catch.insert(0, "indicator", indicator)
+    return frame, catch, series_summary(result, catch, indicator, year)
+
+
+def compute_hotspots(
+    values: pd.Series, weights: SpatialWeights, params: AnalysisParams
+) -> HotSpotResult:
+    """The local statistic named by ``params.method``."""
+    common = {"permutations": params.permutations, "seed": params.seed,
+              "alpha": params.alpha, "correction": params.correction}
+    if params.method == "gi_star":
+        return gi_star(values, weights, inference=params.inference, **common)
+    return local_moran(values, weights, **common)
+
+
+def series_summary(
+    result: HotSpotResult, catch: gpd.GeoDataFrame, indicator: str, year: int
+) -> dict[str, Any]:
+    """Global Moran's I, class counts, exclusions and catchments of one series."""
+    if result.method == "gi_star":
+        classes = pd.Series(result.stats["bin"][result.status == "ok"]).value_counts()
+        counts = {str(int(k)): int(v) for k, v in sorted(classes.items())}
+    else:
+        names = {v: k for k, v in LISA_CODES.items()}
+        classes = pd.Series(result.stats["cluster"]).value_counts()
+        counts = {names[int(k)]: int(v) for k, v in sorted(classes.items())}
+    gm = result.global_moran
+    return {
+        "indicator": indicator, "year": year,
+        "global_moran": {"I": _finite(gm.I), "EI": gm.EI, "p_sim": _finite(gm.p_sim),
+                         "permutations": gm.permutations},
+        "class_counts": counts,
+        "n_hot": int(result.hot.sum()),
+        "missing": result.excluded, "isolates": result.isolates,
+        "catchments": json.loads(catch.drop(columns="geometry").to_json(orient="records")),
+    }
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+def _scheduler(settings: Settings) -> Any:
+    if "://" in settings.scheduler:
+        from distributed import Client
+
+        return Client(settings.scheduler)
+    return settings.scheduler
+
+
+def analyse_and_store(
+    settings: Settings, store: Store, params: AnalysisParams, scheduler: Any = None,
+) -> AnalysisRecord:
+    """Run an analysis unless an identical one is stored, and return the stored record."""
+    resolved, _ = resolve_params(settings, store, params)
+    aid = analysis_id(resolved, store.dataset(resolved.dataset))
+    existing = store.find_analysis(aid)
+    if existing is not None and existing.status == "done":
+        return existing
+    out = run_analysis(settings, store, resolved, scheduler)
+    record = AnalysisRecord(
+        id=aid, dataset_id=resolved.dataset, params=resolved.model_dump(), status="done",
+        error=None, summary=out.summary, duration_s=out.duration_s,
+        created_at=dt.datetime.now(dt.UTC), regions=out.regions, catchments=out.catchments,
+    )
+    store.put_analysis(record)
+    return store.analysis(aid, with_tables=False)

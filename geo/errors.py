@@ -1,0 +1,77 @@
+"""Exceptions raised by the library. The web layer maps them to HTTP statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class AlpClustersError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    code = "alpclusters-error"
+    title = "AlpClusters error"
+
+
+class NotFoundError(AlpClustersError):
+    """Something that was asked for by name does not exist."""
+
+    code = "not-found"
+    title = "Not found"
+
+
+class UnknownAreaError(NotFoundError):
+    code = "unknown-area"
+    title = "Unknown area"
+
+
+class UnknownRegionError(NotFoundError):
+    code = "unknown-region"
+    title = "Unknown NUTS code"
+
+
+class UnknownDatasetError(NotFoundError):
+    code = "unknown-dataset"
+    title = "Unknown dataset"
+
+
+class UnknownAnalysisError(NotFoundError):
+    code = "unknown-analysis"
+    title = "Unknown analysis"
+
+
+class InvalidParameterError(AlpClustersError):
+    """A parameter has a value outside its allowed set or range."""
+
+    code = "invalid-parameter"
+    title = "Invalid parameter"
+
+
+class DataSourceError(AlpClustersError):
+    """No configured source could deliver a file."""
+
+    code = "data-source-unavailable"
+    title = "Data source unavailable"
+
+
+class IngestError(AlpClustersError):
+    """An input table failed validation; ``problems`` lists every finding."""
+
+    code = "invalid-table"
+    title = "Invalid input table"
+
+    def __init__(self, file: str, problems: Iterable[dict[str, object]]) -> None:
+        self.file = file
+        self.problems = list(problems)
+        first = self.problems[0] if self.problems else {}
+        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
+        super().__init__(
+            f"{file}: row {first.get('row')}, column {first.get('column')!r}: "
+            f"{first.get('reason')}{more}"
+        )
+
+
+def closest(value: str, options: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` options that look like ``value``, for 'did you mean' hints."""
+    import difflib
+
+    return difflib.get_close_matches(value, list(options), n=n, cutoff=0.5)

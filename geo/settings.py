@@ -1,0 +1,79 @@
+"""Typed settings, read from ``ALPCLUSTERS_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Configuration of the library, the CLI and the service.
+
+    Every field can be set with an environment variable named ``ALPCLUSTERS_<FIELD>``,
+    for example ``ALPCLUSTERS_DATA_MIRROR=../shared/data``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ALPCLUSTERS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_mirror: Path | None = Field(
+        default=None,
+        description="Local mirror directory laid out as shared/data (PROVENANCE.md). "
+        "Tried before the official GISCO and Eurostat downloads.",
+    )
+    nuts_dir: Path = Field(
+        default=REPO_ROOT / "data" / "nuts",
+        description="Directory holding sources.toml, areas.toml and the download cache.",
+    )
+    allow_download: bool = Field(
+        default=True, description="Fall back to the official HTTPS downloads."
+    )
+    download_timeout: float = Field(default=60.0, gt=0)
+    nuts_year: Literal[2021, 2024] = Field(default=2021, description="NUTS version in use.")
+    nuts_scale: Literal["01M", "03M", "10M", "20M"] = Field(
+        default="03M", description="GISCO generalisation scale of the boundaries."
+    )
+    database_url: str = Field(
+        default=f"sqlite:///{REPO_ROOT / 'var' / 'alpclusters.db'}",
+        description="SQLAlchemy URL of the indicator and analysis store.",
+    )
+    scheduler: str = Field(
+        default="threads",
+        description="'threads', 'sync' or the address of a dask.distributed scheduler "
+        "(tcp://host:8786).",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    tiles: str | None = Field(
+        default=None,
+        description="Basemap tile URL template; none draws a plain background with "
+        "country outlines, which works offline.",
+    )
+    tiles_attribution: str = ""
+    geojson_precision: int = Field(
+        default=5, ge=0, le=9, description="Decimal places of GeoJSON coordinates."
+    )
+    max_permutations: int = Field(default=99_999, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.tiles and not self.tiles_attribution:
+            raise ValueError("ALPCLUSTERS_TILES needs ALPCLUSTERS_TILES_ATTRIBUTION as well")
+        if self.data_mirror is not None and not self.data_mirror.is_dir():
+            raise ValueError(f"ALPCLUSTERS_DATA_MIRROR {self.data_mirror} is not a directory")
+        if not self.data_mirror and not self.allow_download:
+            raise ValueError(
+                "no data source: set ALPCLUSTERS_DATA_MIRROR or allow downloads"
+            )
+        return self
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where downloaded and converted layers are cached (git-ignored)."""
+        return self.nuts_dir / "cache"
