@@ -7,6 +7,8 @@ with it: the same seed gives the same numbers on every scheduler and chunking.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -17,7 +19,7 @@ _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _mix(z: np.uint64) -> np.uint64:
+def _mix(z: int) -> int:
     """SplitMix64 finaliser."""
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
@@ -25,7 +27,7 @@ def _mix(z: np.uint64) -> np.uint64:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _stream(seed: np.uint64, region: np.int64, perm: np.int64) -> np.uint64:
+def _stream(seed: int, region: int, perm: int) -> int:
     """Starting state of the draw stream of one region and permutation."""
     s = _mix(seed + _GOLDEN)
     s = _mix(s ^ np.uint64(region) + _GOLDEN)
@@ -33,7 +35,7 @@ def _stream(seed: np.uint64, region: np.int64, perm: np.int64) -> np.uint64:
 
 
 @njit(cache=True, nogil=True)
-def _draw(state: np.uint64, k: np.int64, m: np.int64, out: np.ndarray, pool: np.ndarray) -> None:
+def _draw(state: int, k: int, m: int, out: np.ndarray, pool: np.ndarray) -> None:
     """Fill ``out[:k]`` with ``k`` distinct integers from ``range(m)``, uniformly."""
     if 4 * k > m:  # dense: partial Fisher-Yates on a fresh pool
         for t in range(m):
@@ -61,6 +63,15 @@ def _draw(state: np.uint64, k: np.int64, m: np.int64, out: np.ndarray, pool: np.
             t += 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lag(values: np.ndarray, s: int, w: np.ndarray, idx: np.ndarray) -> float:
+    """Weighted sum of ``values[s, idx]``."""
+    acc = 0.0
+    for t in range(idx.shape[0]):
+        acc += w[t] * values[s, idx[t]]
+    return acc
+
+
 @njit(cache=True, nogil=True)
 def crand_counts(
     values: np.ndarray,
@@ -68,8 +79,8 @@ def crand_counts(
     indices: np.ndarray,
     weights: np.ndarray,
     rows: np.ndarray,
-    permutations: np.int64,
-    seed: np.uint64,
+    permutations: Any,
+    seed: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Count conditional-randomisation spatial lags at or above / at or below the observed.
 
@@ -102,26 +113,32 @@ def crand_counts(
     observed = np.empty(n_series)
     for pos in range(rows.shape[0]):
         i = rows[pos]
-        start, stop = indptr[i], indptr[i + 1]
-        k = stop - start
+        start, k = indptr[i], indptr[i + 1] - indptr[i]
         if k == 0:
             continue
         for s in range(n_series):
-            acc = 0.0
-            for t in range(k):
-                acc += weights[start + t] * values[s, indices[start + t]]
-            observed[s] = acc
+            observed[s] = _lag(values, s, weights[start : start + k], indices[start : start + k])
         for p in range(permutations):
             _draw(_stream(seed, i, p), k, n - 1, draws, pool)
             for t in range(k):
                 if draws[t] >= i:  # skip the region itself
                     draws[t] += 1
             for s in range(n_series):
-                acc = 0.0
-                for t in range(k):
-                    acc += weights[start + t] * values[s, draws[t]]
-                if acc >= observed[s]:
-                    ge[s, pos] += 1
-                if acc <= observed[s]:
-                    le[s, pos] += 1
+                acc = _lag(values, s, weights[start : start + k], draws[:k])
+                ge[s, pos] += acc >= observed[s]
+                le[s, pos] += acc <= observed[s]
     return ge, le
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time) the kernels on a two-region problem."""
+    two = np.arange(2, dtype=np.int64)
+    crand_counts(
+        np.zeros((1, 2)),
+        np.array([0, 1, 2], dtype=np.int64),
+        two[::-1].copy(),
+        np.ones(2),
+        two,
+        np.int64(1),
+        np.uint64(0),
+    )

@@ -53,8 +53,9 @@ class AnalysisParams(BaseModel):
     weights: str = Field(
         default="queen", description="queen, rook, knn:K or distance:KM (EPSG:3035)."
     )
-    permutations: int = Field(default=999, ge=0, le=99_999,
-                              description="Conditional permutations for pseudo p-values.")
+    permutations: int = Field(
+        default=999, ge=0, le=99_999, description="Conditional permutations for pseudo p-values."
+    )
     seed: int = Field(default=DEFAULT_SEED, ge=0, lt=2**63, description="Random seed.")
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level.")
     correction: Literal["none", "fdr", "bonferroni"] = Field(
@@ -150,9 +151,11 @@ def run_analysis(
         for year in params.years:
             series = obs[(obs["indicator"] == indicator) & (obs["time"] == year)]
             values = series.set_index("geo")["value"].reindex(ids)
-            tasks.append(dask.delayed(analyse_series)(
-                values, weights, layer[["CNTR_CODE", "geometry"]], params, indicator, year
-            ))
+            tasks.append(
+                dask.delayed(analyse_series)(
+                    values, weights, layer[["CNTR_CODE", "geometry"]], params, indicator, year
+                )
+            )
     parts = dask.compute(*tasks, scheduler=scheduler or _scheduler(settings))
     regions = pd.concat([p[0] for p in parts], ignore_index=True)
     catch = pd.concat([p[1] for p in parts], ignore_index=True)
@@ -162,8 +165,12 @@ def run_analysis(
 
 
 def analyse_series(
-    values: pd.Series, weights: SpatialWeights, layer: gpd.GeoDataFrame,
-    params: AnalysisParams, indicator: str, year: int,
+    values: pd.Series,
+    weights: SpatialWeights,
+    layer: gpd.GeoDataFrame,
+    params: AnalysisParams,
+    indicator: str,
+    year: int,
 ) -> tuple[pd.DataFrame, gpd.GeoDataFrame, dict[str, Any]]:
     """Hot spots and catchments of one (indicator, year) series."""
     result = compute_hotspots(values, weights, params)
@@ -181,11 +188,24 @@ def compute_hotspots(
     values: pd.Series, weights: SpatialWeights, params: AnalysisParams
 ) -> HotSpotResult:
     """The local statistic named by ``params.method``."""
-    common = {"permutations": params.permutations, "seed": params.seed,
-              "alpha": params.alpha, "correction": params.correction}
     if params.method == "gi_star":
-        return gi_star(values, weights, inference=params.inference, **common)
-    return local_moran(values, weights, **common)
+        return gi_star(
+            values,
+            weights,
+            permutations=params.permutations,
+            seed=params.seed,
+            alpha=params.alpha,
+            correction=params.correction,
+            inference=params.inference,
+        )
+    return local_moran(
+        values,
+        weights,
+        permutations=params.permutations,
+        seed=params.seed,
+        alpha=params.alpha,
+        correction=params.correction,
+    )
 
 
 def series_summary(
@@ -201,12 +221,18 @@ def series_summary(
         counts = {names[int(k)]: int(v) for k, v in sorted(classes.items())}
     gm = result.global_moran
     return {
-        "indicator": indicator, "year": year,
-        "global_moran": {"I": _finite(gm.I), "EI": gm.EI, "p_sim": _finite(gm.p_sim),
-                         "permutations": gm.permutations},
+        "indicator": indicator,
+        "year": year,
+        "global_moran": {
+            "I": _finite(gm.I),
+            "EI": gm.EI,
+            "p_sim": _finite(gm.p_sim),
+            "permutations": gm.permutations,
+        },
         "class_counts": counts,
         "n_hot": int(result.hot.sum()),
-        "missing": result.excluded, "isolates": result.isolates,
+        "missing": result.excluded,
+        "isolates": result.isolates,
         "catchments": json.loads(catch.drop(columns="geometry").to_json(orient="records")),
     }
 
@@ -224,7 +250,10 @@ def _scheduler(settings: Settings) -> Any:
 
 
 def analyse_and_store(
-    settings: Settings, store: Store, params: AnalysisParams, scheduler: Any = None,
+    settings: Settings,
+    store: Store,
+    params: AnalysisParams,
+    scheduler: Any = None,
 ) -> AnalysisRecord:
     """Run an analysis unless an identical one is stored, and return the stored record."""
     resolved, _ = resolve_params(settings, store, params)
@@ -234,9 +263,52 @@ def analyse_and_store(
         return existing
     out = run_analysis(settings, store, resolved, scheduler)
     record = AnalysisRecord(
-        id=aid, dataset_id=resolved.dataset, params=resolved.model_dump(), status="done",
-        error=None, summary=out.summary, duration_s=out.duration_s,
-        created_at=dt.datetime.now(dt.UTC), regions=out.regions, catchments=out.catchments,
+        id=aid,
+        dataset_id=resolved.dataset,
+        params=resolved.model_dump(),
+        status="done",
+        error=None,
+        summary=out.summary,
+        duration_s=out.duration_s,
+        created_at=dt.datetime.now(dt.UTC),
+        regions=out.regions,
+        catchments=out.catchments,
     )
     store.put_analysis(record)
     return store.analysis(aid, with_tables=False)
+
+
+def pick_series(record: AnalysisRecord, indicator: str | None, year: int | None) -> tuple[str, int]:
+    """The (indicator, year) series of a stored analysis; defaults to the first one."""
+    params = record.params
+    ind = indicator or params["indicators"][0]
+    yr = year if year is not None else params["years"][0]
+    if ind not in params["indicators"]:
+        raise InvalidParameterError(
+            f"analysis {record.id} has no indicator {ind!r}; it has {params['indicators']}"
+        )
+    if yr not in params["years"]:
+        raise InvalidParameterError(
+            f"analysis {record.id} has no year {yr}; it has {params['years']}"
+        )
+    return ind, int(yr)
+
+
+def series_layers(
+    settings: Settings, record: AnalysisRecord, indicator: str, year: int
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]:
+    """Regions (statistics joined to the NUTS attributes and geometry) and catchments."""
+    assert record.regions is not None and record.catchments is not None
+    frame = record.regions
+    frame = frame[(frame["indicator"] == indicator) & (frame["year"] == year)]
+    layer = load_boundaries(settings).loc[frame["region"]]
+    attrs = layer[["NAME_LATN", "NUTS_NAME", "CNTR_CODE", "geometry"]]
+    regions = gpd.GeoDataFrame(frame.set_index("region").join(attrs), geometry="geometry", crs=4326)
+    catch = record.catchments
+    catch = catch[(catch["indicator"] == indicator) & (catch["year"] == year)]
+    summary = next(
+        s
+        for s in (record.summary or {})["series"]
+        if s["indicator"] == indicator and s["year"] == year
+    )
+    return regions, catch, summary

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 
+from geo.boundaries import LEVELS
 from geo.errors import InvalidParameterError, UnknownAreaError, UnknownRegionError, closest
 from geo.settings import Settings
 
@@ -43,9 +44,7 @@ def area_codes(settings: Settings, area: str) -> tuple[str, ...]:
     return codes
 
 
-def resolve(
-    settings: Settings, boundaries: gpd.GeoDataFrame, area: str, level: int
-) -> list[str]:
+def resolve(settings: Settings, boundaries: gpd.GeoDataFrame, area: str, level: int) -> list[str]:
     """Return the sorted NUTS codes at ``level`` that lie within ``area``.
 
     Raises
@@ -55,15 +54,20 @@ def resolve(
     InvalidParameterError
         When the area is defined by codes finer than ``level``.
     """
+    if level not in LEVELS:
+        raise InvalidParameterError(f"level must be one of {list(LEVELS)}, not {level!r}")
     codes = area_codes(settings, area)
     known = boundaries.index
     unknown = [c for c in codes if c not in known]
     if unknown:
-        hint = "; ".join(f"{c}: did you mean {closest(c, known)}?" for c in unknown[:5])
+        hints = [(c, closest(c, known)) for c in unknown[:5]]
+        hint = "; ".join(f"{c}: did you mean {', '.join(h)}?" for c, h in hints if h)
         names = sorted(named_areas(settings))
         error = UnknownAreaError if len(codes) == 1 else UnknownRegionError
         raise error(
-            f"unknown area or NUTS code {unknown} ({hint}). "
+            f"unknown area or NUTS code {', '.join(unknown)}"
+            + (f" ({hint})" if hint else "")
+            + ". "
             f"Valid named areas: {names}; or give NUTS codes separated by commas."
         )
     finer = [c for c in codes if int(boundaries.at[c, "LEVL_CODE"]) > level]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -69,11 +70,16 @@ def build_cache(settings: Settings, key: str, cached: Path) -> None:
     path = locate(settings, src)
     raw = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     gdf = normalise(raw)
+    _write_cache(gdf, cached)
+    log.info("cached %d NUTS %s regions in %s", len(gdf), key, cached)
+
+
+def _write_cache(gdf: gpd.GeoDataFrame, cached: Path) -> None:
+    """Write GeoParquet atomically, so a reader never sees half a file."""
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
     gdf.to_parquet(tmp)
     tmp.replace(cached)
-    log.info("cached %d NUTS %s regions in %s", len(gdf), key, cached)
 
 
 def normalise(raw: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -112,3 +118,13 @@ def regions(
 def area_km2(gdf: gpd.GeoDataFrame) -> pd.Series:
     """Area of each geometry in km², measured in the equal-area EPSG:3035."""
     return gdf.geometry.to_crs(EQUAL_AREA_CRS).area / 1e6
+
+
+def import_layer(settings: Settings, path: Path, year: int, scale: str) -> gpd.GeoDataFrame:
+    """Import a GISCO NUTS "RG" file obtained by hand into the cache as ``year``-``scale``."""
+    if not path.is_file():
+        raise InvalidParameterError(f"{path}: no such file")
+    raw = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
+    gdf = normalise(raw)
+    _write_cache(gdf, settings.cache_dir / f"nuts-{layer_key(settings, year, scale)}.parquet")
+    return gdf

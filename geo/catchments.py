@@ -12,8 +12,17 @@ from geo.hotspots import HotSpotResult
 from geo.weights import SpatialWeights
 
 COLUMNS = [
-    "catchment", "n_regions", "members", "countries", "cross_border", "area_km2",
-    "value_total", "value_mean", "value_min", "value_max", "mean_z",
+    "catchment",
+    "n_regions",
+    "members",
+    "countries",
+    "cross_border",
+    "area_km2",
+    "value_total",
+    "value_mean",
+    "value_min",
+    "value_max",
+    "mean_z",
 ]
 
 
@@ -50,19 +59,22 @@ def catchments(
         countries = sorted(geom["CNTR_CODE"].unique().tolist())
         union = shapely.union_all(geom.geometry.values)
         z = members["z"] if "z" in members else pd.Series(np.nan, index=members.index)
-        rows.append({
-            "catchment": cid, "n_regions": len(members),
-            "members": ",".join(sorted(members.index)), "countries": ",".join(countries),
-            "cross_border": len(countries) > 1,
-            "area_km2": float(gpd.GeoSeries([union], crs=4326).to_crs(EQUAL_AREA_CRS).area[0])
-            / 1e6,
-            "value_total": float(members["value"].sum()),
-            "value_mean": float(members["value"].mean()),
-            "value_min": float(members["value"].min()),
-            "value_max": float(members["value"].max()),
-            "mean_z": float(z.mean()), "geometry": union,
-        })
+        rows.append(
+            {
+                "catchment": cid,
+                "n_regions": len(members),
+                "members": ",".join(sorted(members.index)),
+                "countries": ",".join(countries),
+                "cross_border": len(countries) > 1,
+                "area_km2": float(gpd.GeoSeries([union], crs=4326).to_crs(EQUAL_AREA_CRS).area[0])
+                / 1e6,
+                "value_total": float(members["value"].sum()),
+                "value_mean": float(members["value"].mean()),
+                "value_min": float(members["value"].min()),
+                "value_max": float(members["value"].max()),
+                "mean_z": float(z.mean()),
+                "geometry": union,
+            }
+        )
     out = gpd.GeoDataFrame(rows, columns=[*COLUMNS, "geometry"], geometry="geometry", crs=4326)
-    return out.sort_values("catchment", key=lambda s: s.str[1:].astype(int)).reset_index(
-        drop=True
-    )
+    return out.sort_values("catchment", key=lambda s: s.str[1:].astype(int)).reset_index(drop=True)

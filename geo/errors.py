@@ -39,8 +39,11 @@ class UnknownAnalysisError(NotFoundError):
     title = "Unknown analysis"
 
 
-class InvalidParameterError(AlpClustersError):
-    """A parameter has a value outside its allowed set or range."""
+class InvalidParameterError(AlpClustersError, ValueError):
+    """A parameter has a value outside its allowed set or range.
+
+    It is a ``ValueError`` too, so pydantic validators that raise it report a validation error.
+    """
 
     code = "invalid-parameter"
     title = "Invalid parameter"

@@ -31,8 +31,15 @@ CONFIDENCE_LEVELS = (0.10, 0.05, 0.01)  # Gi_Bin +-1, +-2, +-3
 
 # Region status, and GeoDa's LISA cluster codes.
 OK, ISOLATE, MISSING = "ok", "isolate", "missing"
-LISA_CODES = {"not significant": 0, "HH": 1, "LL": 2, "LH": 3, "HL": 4, "undefined": 5,
-              "neighbourless": 6}
+LISA_CODES = {
+    "not significant": 0,
+    "HH": 1,
+    "LL": 2,
+    "LH": 3,
+    "HL": 4,
+    "undefined": 5,
+    "neighbourless": 6,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,9 +80,15 @@ class HotSpotResult:
     def to_frame(self) -> pd.DataFrame:
         """One row per region, indexed by region id."""
         frame = pd.DataFrame(
-            {"value": self.value, "status": self.status, "n_neighbors": self.n_neighbors,
-             **self.stats, "p_sim": self.p_sim, "significant": self.significant,
-             "hot": self.hot},
+            {
+                "value": self.value,
+                "status": self.status,
+                "n_neighbors": self.n_neighbors,
+                **self.stats,
+                "p_sim": self.p_sim,
+                "significant": self.significant,
+                "hot": self.hot,
+            },
             index=pd.Index(self.ids, name="region"),
         )
         return frame
@@ -165,8 +178,13 @@ def _permute(
     """Conditional randomisation counts for one series on the valid sub-graph."""
     adj = w.adjacency
     ge, le = crand_counts(
-        values[None, :], adj.indptr.astype(np.int64), adj.indices.astype(np.int64),
-        data, np.arange(w.n, dtype=np.int64), np.int64(permutations), np.uint64(seed),
+        values[None, :],
+        adj.indptr.astype(np.int64),
+        adj.indices.astype(np.int64),
+        data,
+        np.arange(w.n, dtype=np.int64),
+        np.int64(permutations),
+        np.uint64(seed),
     )
     return ge[0], le[0]
 
@@ -228,14 +246,25 @@ def gi_star(
     bins = np.sign(np.nan_to_num(z)).astype(int) * np.sum(level_sig, axis=0)
     sig = significant(p_class, alpha, correction)
     return HotSpotResult(
-        method="gi_star", ids=weights.ids, value=vals,
-        status=_status(valid, isolate), n_neighbors=_scatter(valid, card, -1),
-        p_sim=_scatter(valid, p_sim), significant=_scatter(valid, sig, False),
+        method="gi_star",
+        ids=weights.ids,
+        value=vals,
+        status=_status(valid, isolate),
+        n_neighbors=_scatter(valid, card, -1),
+        p_sim=_scatter(valid, p_sim),
+        significant=_scatter(valid, sig, False),
         hot=_scatter(valid, sig & (z > 0), False),
         global_moran=global_moran(x, w, permutations, seed),
-        permutations=permutations, seed=seed, alpha=alpha, correction=correction,
-        inference=inference, stats={"z": _scatter(valid, z), "p_norm": _scatter(valid, p_norm),
-               "bin": _scatter(valid, bins, 0)},
+        permutations=permutations,
+        seed=seed,
+        alpha=alpha,
+        correction=correction,
+        inference=inference,
+        stats={
+            "z": _scatter(valid, z),
+            "p_norm": _scatter(valid, p_norm),
+            "bin": _scatter(valid, bins, 0),
+        },
     )
 
 
@@ -277,15 +306,25 @@ def local_moran(
     cluster = np.where(sig, [LISA_CODES.get(q, 0) for q in quadrant], 0)
     cluster[isolate] = LISA_CODES["neighbourless"]
     return HotSpotResult(
-        method="local_moran", ids=weights.ids, value=vals,
-        status=_status(valid, isolate), n_neighbors=_scatter(valid, card, -1),
-        p_sim=_scatter(valid, p_sim), significant=_scatter(valid, sig, False),
+        method="local_moran",
+        ids=weights.ids,
+        value=vals,
+        status=_status(valid, isolate),
+        n_neighbors=_scatter(valid, card, -1),
+        p_sim=_scatter(valid, p_sim),
+        significant=_scatter(valid, sig, False),
         hot=_scatter(valid, sig & (quadrant == "HH"), False),
         global_moran=global_moran(x, w, permutations, seed),
-        permutations=permutations, seed=seed, alpha=alpha, correction=correction,
-        inference="permutation", stats={"I": _scatter(valid, local_i),
-               "quadrant": _scatter(valid, quadrant, ""),
-               "cluster": _scatter(valid, cluster, LISA_CODES["undefined"])},
+        permutations=permutations,
+        seed=seed,
+        alpha=alpha,
+        correction=correction,
+        inference="permutation",
+        stats={
+            "I": _scatter(valid, local_i),
+            "quadrant": _scatter(valid, quadrant, ""),
+            "cluster": _scatter(valid, cluster, LISA_CODES["undefined"]),
+        },
     )
 
 

@@ -16,8 +16,11 @@ from geo.store import DatasetInfo, Store
 
 # Eurostat SDMX-CSV column names -> the tidy names used throughout AlpClusters.
 SDMX_RENAME = {
-    "TIME_PERIOD": "time", "OBS_VALUE": "value", "OBS_FLAG": "flag",
-    "LAST UPDATE": "last_update", "DATAFLOW": "dataflow",
+    "TIME_PERIOD": "time",
+    "OBS_VALUE": "value",
+    "OBS_FLAG": "flag",
+    "LAST UPDATE": "last_update",
+    "DATAFLOW": "dataflow",
 }
 
 
@@ -51,20 +54,34 @@ class TableSpec:
 
 
 def ingest_frame(
-    settings: Settings, store: Store, frame: pd.DataFrame, spec: TableSpec, file: str,
+    settings: Settings,
+    store: Store,
+    frame: pd.DataFrame,
+    spec: TableSpec,
+    file: str,
     header_rows: int = 0,
 ) -> DatasetInfo:
     """Validate ``frame`` against the NUTS layer in use and store it as ``spec.dataset_id``."""
     layer = load_boundaries(settings)
     known = layer.index if spec.level is None else regions(settings, spec.level).index
     report = Report(file, header_rows=header_rows)
-    table = prepare(frame, report, where=spec.where, indicator_from=spec.indicator_from,
-                    known_geo=set(known), drop_unknown=spec.drop_unknown)
+    table = prepare(
+        frame,
+        report,
+        where=spec.where,
+        indicator_from=spec.indicator_from,
+        known_geo=set(known),
+        drop_unknown=spec.drop_unknown,
+    )
     codes = list(dict.fromkeys(table["indicator"]))
     labels = {c: spec.labels.get(c, (c, c.split(".")[-1])) for c in codes}
     meta = {
-        "id": spec.dataset_id, "title": spec.title, "description": spec.description,
-        "source": spec.source, "licence": spec.licence, "nuts_year": settings.nuts_year,
+        "id": spec.dataset_id,
+        "title": spec.title,
+        "description": spec.description,
+        "source": spec.source,
+        "licence": spec.licence,
+        "nuts_year": settings.nuts_year,
         "content_hash": content_hash(table),
     }
     return store.put_dataset(meta, labels, table)
@@ -79,24 +96,38 @@ def ingest_file(settings: Settings, store: Store, path: Path, spec: TableSpec) -
 EUROSTAT_LICENCE = "Source: Eurostat. Re-use under the Eurostat copyright notice (CC BY 4.0)"
 
 DEMO_TABLES = (
-    ("nama_10r_3gdp", TableSpec(
-        dataset_id="nama_10r_3gdp",
-        title="GDP per inhabitant, NUTS 3",
-        description="Gross domestic product at current market prices, euro per inhabitant "
-        "(Eurostat nama_10r_3gdp, unit EUR_HAB), NUTS 3 regions.",
-        source="Eurostat, nama_10r_3gdp", licence=EUROSTAT_LICENCE,
-        where={"unit": "EUR_HAB"}, indicator_from=["unit"],
-        labels={"EUR_HAB": ("GDP per inhabitant", "EUR_HAB")}, level=3, drop_unknown=True,
-    )),
-    ("demo_r_pjanaggr3", TableSpec(
-        dataset_id="demo_r_pjanaggr3",
-        title="Population on 1 January, NUTS 3",
-        description="Population on 1 January, both sexes, all ages (Eurostat "
-        "demo_r_pjanaggr3, sex T, age TOTAL), NUTS 3 regions.",
-        source="Eurostat, demo_r_pjanaggr3", licence=EUROSTAT_LICENCE,
-        where={"sex": "T", "age": "TOTAL"}, indicator_from=["unit"],
-        labels={"NR": ("Population on 1 January", "NR")}, level=3, drop_unknown=True,
-    )),
+    (
+        "nama_10r_3gdp",
+        TableSpec(
+            dataset_id="nama_10r_3gdp",
+            title="GDP per inhabitant, NUTS 3",
+            description="Gross domestic product at current market prices, euro per inhabitant "
+            "(Eurostat nama_10r_3gdp, unit EUR_HAB), NUTS 3 regions.",
+            source="Eurostat, nama_10r_3gdp",
+            licence=EUROSTAT_LICENCE,
+            where={"unit": "EUR_HAB"},
+            indicator_from=["unit"],
+            labels={"EUR_HAB": ("GDP per inhabitant", "EUR_HAB")},
+            level=3,
+            drop_unknown=True,
+        ),
+    ),
+    (
+        "demo_r_pjanaggr3",
+        TableSpec(
+            dataset_id="demo_r_pjanaggr3",
+            title="Population on 1 January, NUTS 3",
+            description="Population on 1 January, both sexes, all ages (Eurostat "
+            "demo_r_pjanaggr3, sex T, age TOTAL), NUTS 3 regions.",
+            source="Eurostat, demo_r_pjanaggr3",
+            licence=EUROSTAT_LICENCE,
+            where={"sex": "T", "age": "TOTAL"},
+            indicator_from=["unit"],
+            labels={"NR": ("Population on 1 January", "NR")},
+            level=3,
+            drop_unknown=True,
+        ),
+    ),
 )
 
 DENSITY = TableSpec(
@@ -106,7 +137,8 @@ DENSITY = TableSpec(
     "in km², measured in EPSG:3035 on the GISCO NUTS boundaries in use.",
     source="Derived from Eurostat demo_r_pjanaggr3 and GISCO NUTS boundaries",
     licence=EUROSTAT_LICENCE + "; © EuroGeographics for the administrative boundaries",
-    labels={"PER_KM2": ("Population density", "persons per km²")}, level=3,
+    labels={"PER_KM2": ("Population density", "persons per km²")},
+    level=3,
 )
 
 

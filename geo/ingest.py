@@ -27,17 +27,20 @@ class Report:
     problems: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, row: int | None, column: str | None, value: object, reason: str,
-            warning: bool = False) -> None:
+    def add(
+        self, row: int | None, column: str | None, value: object, reason: str, warning: bool = False
+    ) -> None:
         target = self.warnings if warning else self.problems
         if len(target) < MAX_PROBLEMS:
-            target.append({
-                "file": self.file,
-                "row": None if row is None else int(row) + 1 + self.header_rows,
-                "column": column,
-                "value": None if value is None or value != value else str(value),
-                "reason": reason,
-            })
+            target.append(
+                {
+                    "file": self.file,
+                    "row": None if row is None else int(row) + 1 + self.header_rows,
+                    "column": column,
+                    "value": None if value is None or value != value else str(value),
+                    "reason": reason,
+                }
+            )
 
     def raise_if_any(self) -> None:
         if self.problems:
@@ -52,10 +55,18 @@ def read_table(path: Path) -> tuple[pd.DataFrame, int]:
     if suffix in (".csv", ".txt", ".tsv"):
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
         return frame, 1
-    raise IngestError(str(path), [{
-        "file": str(path), "row": None, "column": None, "value": suffix,
-        "reason": "unsupported file type; use .csv or .parquet",
-    }])
+    raise IngestError(
+        str(path),
+        [
+            {
+                "file": str(path),
+                "row": None,
+                "column": None,
+                "value": suffix,
+                "reason": "unsupported file type; use .csv or .parquet",
+            }
+        ],
+    )
 
 
 def prepare(
@@ -106,9 +117,13 @@ def prepare(
     dup = out.duplicated(["indicator", "geo", "time"], keep=False)
     for idx in out.index[dup]:
         row = out.loc[idx]
-        report.add(idx, "geo", row["geo"],
-                   f"duplicate key: indicator {row['indicator']}, geo {row['geo']}, "
-                   f"time {row['time']} occurs more than once")
+        report.add(
+            idx,
+            "geo",
+            row["geo"],
+            f"duplicate key: indicator {row['indicator']}, geo {row['geo']}, "
+            f"time {row['time']} occurs more than once",
+        )
     report.raise_if_any()
     return out.reset_index(drop=True)
 
@@ -141,28 +156,39 @@ def _numbers(col: pd.Series, name: str, report: Report) -> pd.Series:
         num = pd.to_numeric(text.where(~missing), errors="coerce")
         bad = num.isna() & ~missing
     for idx in col.index[bad]:
-        report.add(idx, name, col[idx], "not a number (use '.' as decimal mark, ':' or empty "
-                   "for missing)")
+        report.add(
+            idx, name, col[idx], "not a number (use '.' as decimal mark, ':' or empty for missing)"
+        )
     for idx in col.index[np.isinf(num.to_numpy(dtype=float, na_value=np.nan))]:
         report.add(idx, name, col[idx], "infinite values are not allowed")
     return num.astype(float)
 
 
-def _check_geo(out: pd.DataFrame, known: Collection[str], report: Report,
-               drop_unknown: bool) -> pd.DataFrame:
+def _check_geo(
+    out: pd.DataFrame, known: Collection[str], report: Report, drop_unknown: bool
+) -> pd.DataFrame:
     """Report codes outside ``known``: every row as a problem, or once per code as a warning."""
     unknown = ~out["geo"].isin(known)
     if drop_unknown:
         for code, rows in out.index[unknown].to_series().groupby(out["geo"][unknown]):
-            report.add(rows.iloc[0], "geo", code, f"not a NUTS code of the layer in use; "
-                       f"{len(rows)} rows dropped", warning=True)
+            report.add(
+                rows.iloc[0],
+                "geo",
+                code,
+                f"not a NUTS code of the layer in use; {len(rows)} rows dropped",
+                warning=True,
+            )
         return out[~unknown]
     hints: dict[str, list[str]] = {}
     for idx in out.index[unknown][:MAX_PROBLEMS]:
         code = out.at[idx, "geo"]
         hint = hints.setdefault(code, closest(code, known, n=1))
-        report.add(idx, "geo", code,
-                   "unknown NUTS code" + (f"; closest valid code: {hint[0]}" if hint else ""))
+        report.add(
+            idx,
+            "geo",
+            code,
+            "unknown NUTS code" + (f"; closest valid code: {hint[0]}" if hint else ""),
+        )
     return out
 
 

@@ -19,7 +19,11 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="ALPCLUSTERS_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="ALPCLUSTERS_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,
     )
 
     data_mirror: Path | None = Field(
@@ -68,9 +72,7 @@ class Settings(BaseSettings):
         if self.data_mirror is not None and not self.data_mirror.is_dir():
             raise ValueError(f"ALPCLUSTERS_DATA_MIRROR {self.data_mirror} is not a directory")
         if not self.data_mirror and not self.allow_download:
-            raise ValueError(
-                "no data source: set ALPCLUSTERS_DATA_MIRROR or allow downloads"
-            )
+            raise ValueError("no data source: set ALPCLUSTERS_DATA_MIRROR or allow downloads")
         return self
 
     @property

@@ -88,9 +88,11 @@ def download(url: str, target: Path, timeout: float) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s", url)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (https manifest)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-                shutil.copyfileobj(resp, tmp)
+        with (
+            urllib.request.urlopen(url, timeout=timeout) as resp,
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
+        ):
+            shutil.copyfileobj(resp, tmp)
     except OSError as exc:
         raise DataSourceError(f"download of {url} failed: {exc}") from exc
     tmp_path = Path(tmp.name)

@@ -20,7 +20,8 @@ from geo.errors import UnknownAnalysisError, UnknownDatasetError, closest
 metadata = sa.MetaData()
 
 datasets = sa.Table(
-    "datasets", metadata,
+    "datasets",
+    metadata,
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False, default=""),
@@ -33,7 +34,8 @@ datasets = sa.Table(
 )
 
 indicators = sa.Table(
-    "indicators", metadata,
+    "indicators",
+    metadata,
     sa.Column("dataset_id", sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("code", sa.String(256), primary_key=True),
     sa.Column("label", sa.Text, nullable=False),
@@ -42,7 +44,8 @@ indicators = sa.Table(
 )
 
 observations = sa.Table(
-    "observations", metadata,
+    "observations",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dataset_id", sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
     sa.Column("indicator", sa.String(256), nullable=False),
@@ -54,7 +57,8 @@ observations = sa.Table(
 )
 
 analyses = sa.Table(
-    "analyses", metadata,
+    "analyses",
+    metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("dataset_id", sa.String(128), nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
@@ -147,14 +151,22 @@ class Store:
             conn.execute(sa.delete(observations).where(observations.c.dataset_id == meta["id"]))
             conn.execute(sa.delete(indicators).where(indicators.c.dataset_id == meta["id"]))
             conn.execute(sa.insert(datasets), [{**meta, "n_rows": len(rows), "created_at": now}])
-            conn.execute(sa.insert(indicators), [
-                {"dataset_id": meta["id"], "code": code, "label": label, "unit": unit,
-                 "position": pos}
-                for pos, (code, (label, unit)) in enumerate(labels.items())
-            ])
+            conn.execute(
+                sa.insert(indicators),
+                [
+                    {
+                        "dataset_id": meta["id"],
+                        "code": code,
+                        "label": label,
+                        "unit": unit,
+                        "position": pos,
+                    }
+                    for pos, (code, (label, unit)) in enumerate(labels.items())
+                ],
+            )
             records = rows.assign(dataset_id=meta["id"]).to_dict("records")
             for start in range(0, len(records), 50_000):
-                conn.execute(sa.insert(observations), records[start:start + 50_000])
+                conn.execute(sa.insert(observations), records[start : start + 50_000])
         return self.dataset(meta["id"])
 
     def dataset_ids(self) -> list[str]:
@@ -177,31 +189,44 @@ class Store:
                     + f"; valid datasets: {valid}"
                 )
             coverage = conn.execute(
-                sa.select(observations.c.indicator, observations.c.time,
-                          sa.func.count(observations.c.value))
+                sa.select(
+                    observations.c.indicator,
+                    observations.c.time,
+                    sa.func.count(observations.c.value),
+                )
                 .where(observations.c.dataset_id == dataset_id)
                 .group_by(observations.c.indicator, observations.c.time)
             ).all()
             inds = conn.execute(
-                sa.select(indicators).where(indicators.c.dataset_id == dataset_id)
+                sa.select(indicators)
+                .where(indicators.c.dataset_id == dataset_id)
                 .order_by(indicators.c.position)
             ).all()
         info = []
         for ind in inds:
             counts = {t: c for code, t, c in coverage if code == ind.code and c}
-            info.append(IndicatorInfo(ind.code, ind.label, ind.unit, sorted(counts),
-                                      max(counts.values(), default=0)))
-        fields = {k: getattr(row, k) for k in datasets.c.keys()}
+            info.append(
+                IndicatorInfo(
+                    ind.code, ind.label, ind.unit, sorted(counts), max(counts.values(), default=0)
+                )
+            )
+        fields = {k: getattr(row, k) for k in (c.name for c in datasets.c)}
         return DatasetInfo(**fields, indicators=info)
 
     def observations(
-        self, dataset_id: str, indicators_: Iterable[str], years: Iterable[int],
+        self,
+        dataset_id: str,
+        indicators_: Iterable[str],
+        years: Iterable[int],
         geos: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Observations of some indicators and years as ``indicator, geo, time, value, flag``."""
         query = sa.select(
-            observations.c.indicator, observations.c.geo, observations.c.time,
-            observations.c.value, observations.c.flag,
+            observations.c.indicator,
+            observations.c.geo,
+            observations.c.time,
+            observations.c.value,
+            observations.c.flag,
         ).where(
             observations.c.dataset_id == dataset_id,
             observations.c.indicator.in_(list(indicators_)),
@@ -210,26 +235,36 @@ class Store:
         if geos is not None:
             query = query.where(observations.c.geo.in_(list(geos)))
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).all(), columns=list(query.selected_columns.keys()))
+            frame = pd.DataFrame(
+                conn.execute(query).all(), columns=[c.name for c in query.selected_columns]
+            )
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
         return frame
 
     def put_analysis(self, record: AnalysisRecord) -> None:
         """Insert or replace an analysis with its result tables."""
         values = {
-            "id": record.id, "dataset_id": record.dataset_id, "params": record.params,
-            "status": record.status, "error": record.error, "summary": record.summary,
-            "duration_s": record.duration_s, "created_at": record.created_at,
-            "regions": _to_parquet(record.regions), "catchments": _to_parquet(record.catchments),
+            "id": record.id,
+            "dataset_id": record.dataset_id,
+            "params": record.params,
+            "status": record.status,
+            "error": record.error,
+            "summary": record.summary,
+            "duration_s": record.duration_s,
+            "created_at": record.created_at,
+            "regions": _to_parquet(record.regions),
+            "catchments": _to_parquet(record.catchments),
         }
         with self.engine.begin() as conn:
             conn.execute(sa.delete(analyses).where(analyses.c.id == record.id))
             conn.execute(sa.insert(analyses), [values])
 
     def analysis(self, analysis_id: str, with_tables: bool = True) -> AnalysisRecord:
-        cols = list(analyses.c) if with_tables else [
-            c for c in analyses.c if c.name not in ("regions", "catchments")
-        ]
+        cols = (
+            list(analyses.c)
+            if with_tables
+            else [c for c in analyses.c if c.name not in ("regions", "catchments")]
+        )
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(*cols).where(analyses.c.id == analysis_id)).first()
         if row is None:
@@ -252,9 +287,11 @@ class Store:
 
     def analyses(self, limit: int = 50) -> list[AnalysisRecord]:
         with self.engine.connect() as conn:
-            ids = list(conn.scalars(
-                sa.select(analyses.c.id).order_by(analyses.c.created_at.desc()).limit(limit)
-            ))
+            ids = list(
+                conn.scalars(
+                    sa.select(analyses.c.id).order_by(analyses.c.created_at.desc()).limit(limit)
+                )
+            )
         return [self.analysis(i, with_tables=False) for i in ids]
 
 

@@ -1,0 +1,55 @@
+# AlpClusters: `make run` serves the demo, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ASSETS := maps/static/node_modules/.package-lock.json
+
+# The local data mirror (laid out as described in its PROVENANCE.md), when present.
+MIRROR := $(abspath $(CURDIR)/../shared/data)
+ifneq ($(wildcard $(MIRROR)/PROVENANCE.md),)
+export ALPCLUSTERS_DATA_MIRROR ?= $(MIRROR)
+endif
+
+.PHONY: run test install assets lint bench browser clean
+
+run: install assets
+	$(BIN)/alpclusters demo
+	$(BIN)/alpclusters serve
+
+test: install assets browser
+	$(BIN)/ruff check geo maps services tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+assets: $(ASSETS)
+
+$(ASSETS): maps/static/package.json maps/static/package-lock.json
+	npm ci --prefix maps/static --no-audit --no-fund --loglevel=error
+	touch $(ASSETS)
+
+# Debian's Chromium for the browser tests (no browser download of its own).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check geo maps services tests bench
+	$(BIN)/ruff format --check geo maps services tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) maps/static/node_modules data/nuts/cache var

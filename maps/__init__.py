@@ -1,0 +1,1 @@
+"""Folium (Leaflet) rendering of AlpClusters results. Imports ``geo``, never ``services``."""

@@ -1,0 +1,1 @@
+"""The AlpClusters web service (FastAPI) and command-line interface."""

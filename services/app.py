@@ -1,0 +1,68 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from geo import __version__
+from geo._kernels import warm_up
+from geo.boundaries import load_boundaries
+from geo.settings import Settings
+from geo.store import Store
+from maps.assets import CSS_DIR, LEAFLET_DIR, assets_missing
+from services import errors
+from services.routers import analyses, datasets, health, pages, regions
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service for ``settings`` (read from the environment when omitted)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.store = Store(settings.database_url)
+        load_boundaries(settings)  # read (or fetch) once, before the first request
+        app.state.scheduler = _scheduler(settings)
+        warm_up()  # the first analysis must not pay for kernel loading
+        missing = assets_missing()
+        if missing:
+            log.warning("map assets missing (run 'make assets'): %s", missing)
+        yield
+        if hasattr(app.state.scheduler, "close"):
+            app.state.scheduler.close()
+        app.state.store.engine.dispose()
+
+    app = FastAPI(
+        title="AlpClusters",
+        version=__version__,
+        description="Where, across borders, do economic activities concentrate? "
+        "Hot spots and cluster catchments of NUTS regions in the Alps.",
+        lifespan=lifespan,
+        license_info={"name": "EUPL-1.2", "identifier": "EUPL-1.2"},
+    )
+    errors.register(app)
+    for router in (health.router, regions.router, datasets.router, analyses.router, pages.router):
+        app.include_router(router)
+    app.mount(
+        "/static/leaflet", StaticFiles(directory=LEAFLET_DIR, check_dir=False), name="leaflet"
+    )
+    app.mount("/static/css", StaticFiles(directory=CSS_DIR, check_dir=False), name="css")
+    return app
+
+
+def _scheduler(settings: Settings) -> Any:
+    """The dask scheduler: a name for the local ones, a client for dask.distributed."""
+    if "://" in settings.scheduler:
+        from distributed import Client
+
+        return Client(settings.scheduler)
+    return settings.scheduler

@@ -1,0 +1,254 @@
+"""The ``alpclusters`` command line: serve, data, ingest, demo, hotspots, catchments."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geo.errors import AlpClustersError, IngestError
+
+app = typer.Typer(
+    help="AlpClusters: cross-border hot spots and cluster catchments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Boundaries and named areas.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+Method = Annotated[str, typer.Option(help="gi_star or local_moran.")]
+Weights = Annotated[str, typer.Option(help="queen, rook, knn:K or distance:KM.")]
+Permutations = Annotated[int, typer.Option(help="Conditional permutations.")]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+Alpha = Annotated[float, typer.Option(help="Significance level.")]
+Correction = Annotated[str, typer.Option(help="none, fdr or bonferroni.")]
+Inference = Annotated[str, typer.Option(help="Gi* classes from 'permutation' or 'normal' p.")]
+
+
+def _settings() -> Any:
+    from geo.settings import Settings
+
+    return Settings()
+
+
+def _store(settings: Any) -> Any:
+    from geo.store import Store
+
+    return Store(settings.database_url)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Start the web service."""
+    import uvicorn
+
+    from services.app import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    year: Annotated[int | None, typer.Option(help="NUTS version.")] = None,
+    scale: Annotated[str | None, typer.Option(help="01M, 03M, 10M or 20M.")] = None,
+) -> None:
+    """Load a NUTS boundary layer from the mirror or GISCO into the cache."""
+    from geo.boundaries import load_boundaries
+
+    gdf = load_boundaries(_settings(), year, scale)
+    counts = gdf.groupby("LEVL_CODE").size().to_dict()
+    typer.echo(f"{len(gdf)} regions cached; per level: {counts}")
+
+
+@data_app.command("import")
+def data_import(
+    path: Path,
+    year: Annotated[int, typer.Option(help="NUTS version.")],
+    scale: Annotated[str, typer.Option(help="01M, 03M, 10M or 20M.")],
+) -> None:
+    """Import a GISCO NUTS file downloaded by hand (GeoJSON, GeoPackage or GeoParquet)."""
+    from geo.boundaries import import_layer
+
+    gdf = import_layer(_settings(), path, year, scale)
+    typer.echo(f"imported {len(gdf)} regions as NUTS {year} {scale}")
+
+
+@data_app.command("areas")
+def data_areas(
+    level: Annotated[int, typer.Option(help="Count regions at this level.")] = 3,
+) -> None:
+    """List the named areas and how many regions each has at a level."""
+    from geo.areas import named_areas, resolve
+    from geo.boundaries import load_boundaries
+
+    settings = _settings()
+    layer = load_boundaries(settings)
+    for name, area in named_areas(settings).items():
+        try:
+            n: int | str = len(resolve(settings, layer, name, level))
+        except AlpClustersError:
+            n = "-"
+        typer.echo(f"{name:15} {n!s:>5}  {area.title}")
+
+
+@app.command()
+def ingest(
+    path: Path,
+    dataset: Annotated[str, typer.Option(help="Dataset id.")],
+    title: Annotated[str | None, typer.Option(help="Title; default: the id.")] = None,
+    description: str = "",
+    source: str = "",
+    licence: str = "",
+    where: Annotated[list[str] | None, typer.Option(help="Keep rows with COLUMN=VALUE.")] = None,
+    indicator_from: Annotated[
+        list[str] | None, typer.Option(help="Columns that name the indicator.")
+    ] = None,
+    level: Annotated[int | None, typer.Option(help="Require codes of this NUTS level.")] = None,
+    drop_unknown: Annotated[bool, typer.Option(help="Drop unknown codes with a warning.")] = False,
+) -> None:
+    """Load a tidy table (geo, time, value[, flag, ...]) from CSV or Parquet into the store."""
+    from geo.indicators import TableSpec, ingest_file
+
+    filters = {}
+    for item in where or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--where {item!r}: use COLUMN=VALUE")
+        key, value = item.split("=", 1)
+        filters[key] = value
+    spec = TableSpec(
+        dataset_id=dataset,
+        title=title or dataset,
+        description=description,
+        source=source,
+        licence=licence,
+        where=filters,
+        indicator_from=indicator_from,
+        level=level,
+        drop_unknown=drop_unknown,
+    )
+    settings = _settings()
+    info = ingest_file(settings, _store(settings), path, spec)
+    typer.echo(
+        f"stored {info.id}: {info.n_rows} rows, indicators {[i.code for i in info.indicators]}"
+    )
+
+
+@app.command()
+def demo(
+    analyse: Annotated[bool, typer.Option(help="Also run the default analysis.")] = True,
+) -> None:
+    """Load the boundaries and the demo datasets; run the default Gi* analysis."""
+    from geo.analysis import AnalysisParams, analyse_and_store
+    from geo.indicators import load_demo
+
+    settings = _settings()
+    store = _store(settings)
+    for info in load_demo(settings, store):
+        typer.echo(f"dataset {info.id}: {info.n_rows} rows")
+    if analyse:
+        record = analyse_and_store(settings, store, AnalysisParams(dataset="nama_10r_3gdp"))
+        typer.echo(f"analysis {record.id}: {json.dumps(record.params)}")
+
+
+def _params(
+    method: str,
+    weights: str,
+    permutations: int,
+    seed: int,
+    alpha: float,
+    correction: str,
+    inference: str,
+) -> Any:
+    from pydantic import ValidationError
+
+    from geo.analysis import AnalysisParams
+
+    try:
+        return AnalysisParams.model_validate(
+            {
+                "dataset": "-",
+                "method": method,
+                "weights": weights,
+                "permutations": permutations,
+                "seed": seed,
+                "alpha": alpha,
+                "correction": correction,
+                "inference": inference,
+            }
+        )
+    except ValidationError as exc:
+        msgs = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(msgs) from None
+
+
+@app.command()
+def hotspots(
+    input: Path,
+    id: Annotated[str, typer.Option("--id", help="Column with unique region ids.")],
+    value: Annotated[list[str], typer.Option("--value", help="Value column; repeatable.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=".geojson, .parquet, .csv")],
+    method: Method = "gi_star",
+    weights: Weights = "queen",
+    permutations: Permutations = 999,
+    seed: Seed = 123456789,
+    alpha: Alpha = 0.05,
+    correction: Correction = "fdr",
+    inference: Inference = "permutation",
+) -> None:
+    """Per-region hot-spot statistics of any vector file."""
+    from geo.files import hotspots_file, read_vector, write_output
+
+    params = _params(method, weights, permutations, seed, alpha, correction, inference)
+    started = time.perf_counter()
+    out, _ = hotspots_file(read_vector(input, id, value), id, value, params)
+    write_output(out, output)
+    typer.echo(f"wrote {len(out)} regions to {output} in {time.perf_counter() - started:.2f} s")
+
+
+@app.command()
+def catchments(
+    input: Path,
+    id: Annotated[str, typer.Option("--id", help="Column with unique region ids.")],
+    value: Annotated[list[str], typer.Option("--value", help="Value column; repeatable.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=".geojson, .parquet, .csv")],
+    method: Method = "gi_star",
+    weights: Weights = "queen",
+    permutations: Permutations = 999,
+    seed: Seed = 123456789,
+    alpha: Alpha = 0.05,
+    correction: Correction = "fdr",
+    inference: Inference = "permutation",
+) -> None:
+    """Cluster catchments (connected hot-spot regions) of any vector file."""
+    from geo.files import hotspots_file, read_vector, write_output
+
+    params = _params(method, weights, permutations, seed, alpha, correction, inference)
+    _, catch = hotspots_file(read_vector(input, id, value), id, value, params)
+    write_output(catch, output)
+    typer.echo(f"wrote {len(catch)} catchments to {output}")
+
+
+def main() -> None:
+    """Entry point: domain errors become one clear line on stderr and exit code 2."""
+    try:
+        app()
+    except IngestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        for p in exc.problems:
+            typer.echo(
+                f"  {p['file']}: row {p['row']}, column {p['column']}, "
+                f"value {p['value']!r}: {p['reason']}",
+                err=True,
+            )
+        sys.exit(2)
+    except AlpClustersError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

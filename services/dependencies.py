@@ -1,0 +1,46 @@
+"""Small typed dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+
+from geo.settings import Settings
+from geo.store import Store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_scheduler(request: Request) -> Any:
+    return request.app.state.scheduler
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+SchedulerDep = Annotated[Any, Depends(get_scheduler)]
+
+LevelQuery = Annotated[int, Query(ge=0, le=3, description="NUTS level, 0 (countries) to 3.")]
+AreaQuery = Annotated[
+    str,
+    Query(
+        description="Named area (alpine-space, austria, switzerland, germany, france, "
+        "italy, liechtenstein, slovenia) or comma-separated NUTS codes.",
+        min_length=1,
+        max_length=2000,
+    ),
+]
+IndicatorQuery = Annotated[
+    str | None, Query(description="Indicator code; default: the analysis's first.")
+]
+YearQuery = Annotated[
+    int | None, Query(ge=1900, le=2100, description="Year; default: the analysis's first.")
+]

@@ -1,0 +1,102 @@
+"""RFC 9457 problem details for every error, one table from domain errors to statuses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geo.errors import (
+    AlpClustersError,
+    DataSourceError,
+    IngestError,
+    InvalidParameterError,
+    NotFoundError,
+    UnknownAreaError,
+    UnknownRegionError,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://alpclusters.eu/problems/"
+
+STATUS: dict[type[AlpClustersError], int] = {
+    AlpClustersError: 400,
+    NotFoundError: 404,
+    UnknownAreaError: 400,
+    UnknownRegionError: 400,
+    InvalidParameterError: 400,
+    IngestError: 422,
+    DataSourceError: 503,
+}
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
+    """An ``application/problem+json`` response."""
+    body = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _domain(status: int) -> Any:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AlpClustersError)
+        extra = {"errors": exc.problems} if isinstance(exc, IngestError) else {}
+        return problem(status, exc.title, str(exc), exc.code, instance=request.url.path, **extra)
+
+    return handler
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "location": ".".join(str(p) for p in e["loc"]),
+            "reason": e["msg"],
+            "value": repr(e.get("input"))[:200],
+        }
+        for e in exc.errors()
+    ]
+    detail = "; ".join(f"{e['location']}: {e['reason']}" for e in errors)
+    return problem(
+        422, "Invalid request", detail, "invalid-request", instance=request.url.path, errors=errors
+    )
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return problem(
+        exc.status_code, str(exc.detail), str(exc.detail), code, instance=request.url.path
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        500,
+        "Internal server error",
+        "The server failed to answer; the error has been logged.",
+        "internal-error",
+        instance=request.url.path,
+    )
+
+
+def register(app: FastAPI) -> None:
+    """Install the handlers on ``app``."""
+    for exc_type, status in STATUS.items():
+        app.add_exception_handler(exc_type, _domain(status))
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

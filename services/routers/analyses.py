@@ -1,0 +1,116 @@
+"""Hot-spot analyses: run, describe, and export their regions and catchments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+
+from geo.analysis import AnalysisParams, analyse_and_store, pick_series, series_layers
+from geo.geojson import feature_collection
+from geo.store import AnalysisRecord
+from services.dependencies import (
+    IndicatorQuery,
+    SchedulerDep,
+    SettingsDep,
+    StoreDep,
+    YearQuery,
+)
+from services.responses import GeoJSONResponse
+from services.schemas import Analysis, AnalysisList
+
+router = APIRouter(tags=["analyses"])
+
+
+def analysis_out(record: AnalysisRecord, request: Request) -> Analysis:
+    summary = record.summary or {}
+    return Analysis(
+        id=record.id,
+        status=record.status,
+        params=AnalysisParams(**record.params),
+        created_at=record.created_at,
+        duration_s=record.duration_s,
+        error=record.error,
+        n_regions=summary.get("n_regions"),
+        series=summary.get("series", []),
+        links={
+            "self": str(request.url_for("get_analysis", analysis_id=record.id)),
+            "regions": str(request.url_for("analysis_regions", analysis_id=record.id)),
+            "catchments": str(request.url_for("analysis_catchments", analysis_id=record.id)),
+            "map": str(request.url_for("analysis_map", analysis_id=record.id)),
+        },
+    )
+
+
+@router.post(
+    "/analyses",
+    response_model=Analysis,
+    status_code=status.HTTP_201_CREATED,
+    summary="Run an analysis",
+)
+def create_analysis(
+    params: AnalysisParams,
+    settings: SettingsDep,
+    store: StoreDep,
+    scheduler: SchedulerDep,
+    request: Request,
+) -> Analysis:
+    """Run hot spots and catchments for the given indicators and years.
+
+    An identical request (same parameters, same dataset content) returns the stored result.
+    """
+    record = analyse_and_store(settings, store, params, scheduler)
+    return analysis_out(record, request)
+
+
+@router.get("/analyses", response_model=AnalysisList, summary="Recent analyses")
+def list_analyses(store: StoreDep, request: Request) -> AnalysisList:
+    return AnalysisList(analyses=[analysis_out(r, request) for r in store.analyses()])
+
+
+@router.get("/analyses/{analysis_id}", response_model=Analysis, summary="One analysis")
+def get_analysis(analysis_id: str, store: StoreDep, request: Request) -> Analysis:
+    """Parameters, global Moran's I, counts per class and the catchments summary."""
+    return analysis_out(store.analysis(analysis_id, with_tables=False), request)
+
+
+@router.get(
+    "/analyses/{analysis_id}/regions.geojson",
+    response_class=GeoJSONResponse,
+    summary="Per-region statistics",
+)
+def analysis_regions(
+    analysis_id: str,
+    settings: SettingsDep,
+    store: StoreDep,
+    indicator: IndicatorQuery = None,
+    year: YearQuery = None,
+) -> Any:
+    """The regions of one series with their statistics, class and catchment as properties."""
+    record = store.analysis(analysis_id)
+    ind, yr = pick_series(record, indicator, year)
+    regions, _, _ = series_layers(settings, record, ind, yr)
+    regions = regions.assign(indicator=ind, year=yr)
+    return GeoJSONResponse(feature_collection(regions, precision=settings.geojson_precision))
+
+
+@router.get(
+    "/analyses/{analysis_id}/catchments.geojson",
+    response_class=GeoJSONResponse,
+    summary="Cluster catchments",
+)
+def analysis_catchments(
+    analysis_id: str,
+    settings: SettingsDep,
+    store: StoreDep,
+    indicator: IndicatorQuery = None,
+    year: YearQuery = None,
+) -> Any:
+    """Dissolved catchment polygons with members, countries, area and summary figures."""
+    record = store.analysis(analysis_id)
+    ind, yr = pick_series(record, indicator, year)
+    _, catch, _ = series_layers(settings, record, ind, yr)
+    catch = catch.set_index(
+        catch["indicator"] + "-" + catch["year"].astype(str) + "-" + catch["catchment"]
+    )
+    return GeoJSONResponse(feature_collection(catch, precision=settings.geojson_precision))

@@ -1,0 +1,86 @@
+"""HTML pages: the landing page and folium maps."""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from geo.analysis import pick_series, series_layers
+from geo.boundaries import regions as nuts_regions
+from maps.analysis import MapInfo, analysis_map
+from services.dependencies import IndicatorQuery, SettingsDep, StoreDep, YearQuery
+
+router = APIRouter(tags=["maps"])
+
+
+def static_url(request: Request) -> str:
+    return f"{request.scope.get('root_path', '')}/static"
+
+
+@router.get(
+    "/maps/analyses/{analysis_id}",
+    response_class=HTMLResponse,
+    summary="Result map of an analysis",
+    name="analysis_map",
+)
+def analysis_map_page(
+    analysis_id: str,
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    indicator: IndicatorQuery = None,
+    year: YearQuery = None,
+) -> HTMLResponse:
+    """Regions coloured by class, catchment outlines, tooltips and a legend."""
+    record = store.analysis(analysis_id)
+    ind, yr = pick_series(record, indicator, year)
+    regions, catch, summary = series_layers(settings, record, ind, yr)
+    label = next(
+        (i.label for i in store.dataset(record.dataset_id).indicators if i.code == ind), ind
+    )
+    p = record.params
+    method = "Getis-Ord Gi*" if p["method"] == "gi_star" else "Local Moran's I (LISA)"
+    info = MapInfo(
+        title=f"{label} ({ind}), {yr}: {method}",
+        subtitle=f"NUTS {p['level']} regions of {p['area']} · {len(catch)} catchment(s)",
+        method=p["method"],
+        params=p,
+        summary=summary,
+    )
+    m = analysis_map(
+        regions,
+        catch,
+        info,
+        static_url=static_url(request),
+        outlines=nuts_regions(settings, 0),
+        tiles=settings.tiles,
+        tiles_attribution=settings.tiles_attribution,
+    )
+    return HTMLResponse(m.get_root().render())
+
+
+@router.get("/", response_class=HTMLResponse, summary="Landing page")
+def index(request: Request, store: StoreDep) -> HTMLResponse:
+    """Links to the datasets, the recent analyses and their maps."""
+    rows = "".join(
+        f'<li><a href="{request.url_for("analysis_map", analysis_id=a.id)}">'
+        f"{html.escape(a.dataset_id)} · {html.escape(', '.join(a.params['indicators']))} · "
+        f"{', '.join(map(str, a.params['years']))} · {html.escape(a.params['method'])} · "
+        f"{html.escape(a.params['area'])} NUTS {a.params['level']}</a></li>"
+        for a in store.analyses()
+    )
+    datasets = "".join(
+        f"<li>{html.escape(d.title)} (<code>{html.escape(d.id)}</code>)</li>"
+        for d in store.datasets()
+    )
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>AlpClusters</title>"
+        "<link rel='stylesheet' href='/static/css/map.css'></head><body style='padding:1em'>"
+        "<h1>AlpClusters</h1><p>Where, across borders, do economic activities concentrate?</p>"
+        f"<h2>Analyses</h2><ul>{rows or '<li>none yet</li>'}</ul>"
+        f"<h2>Datasets</h2><ul>{datasets or '<li>none yet</li>'}</ul>"
+        "<p><a href='/docs'>API documentation</a></p></body></html>"
+    )
+    return HTMLResponse(page)
