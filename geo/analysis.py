@@ -25,7 +25,7 @@ from geo.store import AnalysisRecord, DatasetInfo, Store, canonical_json
 from geo.weights import SpatialWeights, WeightsSpec, build_weights
 
 DEFAULT_SEED = 123456789  # GeoDa's default seed
-COVERAGE_FOR_DEFAULT_YEAR = 0.8
+COVERAGE_FOR_DEFAULT_YEAR = 0.95  # a missing country would distort cross-border results
 
 
 class AnalysisParams(BaseModel):
@@ -40,7 +40,7 @@ class AnalysisParams(BaseModel):
     years: list[int] | None = Field(
         default=None,
         description="Years; default: the latest year in which the indicator covers at least "
-        "80 % of the area's regions (else its latest year).",
+        "95 % of the area's regions (else its latest year).",
     )
     level: int = Field(default=3, ge=0, le=3, description="NUTS level 0-3.")
     area: str = Field(

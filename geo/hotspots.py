@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from geo._kernels import crand_counts
+from geo._kernels import crand_counts, draw_matrix
 from geo.errors import InvalidParameterError
 from geo.weights import SpatialWeights
 
@@ -177,14 +177,15 @@ def _permute(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Conditional randomisation counts for one series on the valid sub-graph."""
     adj = w.adjacency
+    kmax = int(w.cardinalities.max(initial=0))
+    draws = draw_matrix(np.uint64(seed), np.int64(permutations), np.int64(kmax), np.int64(w.n - 1))
     ge, le = crand_counts(
         values[None, :],
         adj.indptr.astype(np.int64),
         adj.indices.astype(np.int64),
         data,
         np.arange(w.n, dtype=np.int64),
-        np.int64(permutations),
-        np.uint64(seed),
+        draws,
     )
     return ge[0], le[0]
 

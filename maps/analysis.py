@@ -182,9 +182,7 @@ def _title_panel(info: MapInfo) -> str:
 
 def _legend_panel(info: MapInfo, has_catchments: bool) -> str:
     items = "".join(
-        f'<li><span class="ac-swatch{" ac-nodata" if label == "No data" else ""}" '
-        f'style="background:{"" if label == "No data" else colour}"></span>'
-        f"{html.escape(label)}</li>"
+        f'<li><span class="ac-swatch" style="background:{colour}"></span>{html.escape(label)}</li>'
         for colour, label in legend_entries(info.method)
     )
     if has_catchments:

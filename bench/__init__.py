@@ -1,0 +1,1 @@
+"""Benchmarks of AlpClusters against the reference libraries, run with ``make bench``."""
