@@ -44,7 +44,8 @@ def analysis_map_page(
     method = "Getis-Ord Gi*" if p["method"] == "gi_star" else "Local Moran's I (LISA)"
     info = MapInfo(
         title=f"{label} ({ind}), {yr}: {method}",
-        subtitle=f"NUTS {p['level']} regions of {p['area']} · {len(catch)} catchment(s)",
+        subtitle=f"{len(regions)} NUTS {p['level']} regions of {p['area']} · "
+        f"{summary['n_hot']} significant hot-spot region(s) · {len(catch)} catchment(s)",
         method=p["method"],
         params=p,
         summary=summary,
