@@ -299,6 +299,7 @@ def local_moran(
     ge, le = _permute(z, w, row_w.data, permutations, seed)
     # I_i is increasing in the lag where z_i > 0, decreasing where z_i < 0.
     ge, le = np.where(z >= 0, ge, le), np.where(z >= 0, le, ge)
+    ge[z == 0] = le[z == 0] = permutations  # I_i = 0 whatever the neighbours: every draw ties
     p_sim = two_sided(ge, le, permutations)
     p_sim[isolate] = np.nan
     sig = significant(p_sim, alpha, correction)

@@ -36,11 +36,13 @@ class WeightsSpec:
         if m.group(2):
             k = int(m.group(2))
             if k < 1:
-                raise InvalidParameterError(f"knn needs K >= 1, not {k}")
+                raise InvalidParameterError(f"knn needs K >= 1, not {k}; use {SPEC_HELP}")
             return cls("knn", k=k)
         km = float(m.group(3))
         if km <= 0:
-            raise InvalidParameterError(f"distance band needs a positive km, not {km}")
+            raise InvalidParameterError(
+                f"distance band needs a positive km, not {km:g}; use {SPEC_HELP}"
+            )
         return cls("distance", km=km)
 
     def __str__(self) -> str:
