@@ -29,6 +29,8 @@ COLUMNS = [
 ]
 EQUAL_AREA_CRS = "EPSG:3035"
 LEVELS = (0, 1, 2, 3)
+NUTS_YEARS = (2003, 2006, 2010, 2013, 2016, 2021, 2024)
+SCALES = ("01M", "03M", "10M", "20M", "60M")
 
 _memo: dict[tuple[Path, float], gpd.GeoDataFrame] = {}
 _lock = threading.Lock()
@@ -124,6 +126,11 @@ def import_layer(settings: Settings, path: Path, year: int, scale: str) -> gpd.G
     """Import a GISCO NUTS "RG" file obtained by hand into the cache as ``year``-``scale``."""
     if not path.is_file():
         raise InvalidParameterError(f"{path}: no such file")
+    if year not in NUTS_YEARS or scale not in SCALES:
+        raise InvalidParameterError(
+            f"NUTS {year} {scale} is not a GISCO release; years {list(NUTS_YEARS)}, "
+            f"scales {list(SCALES)}"
+        )
     raw = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     gdf = normalise(raw)
     _write_cache(gdf, settings.cache_dir / f"nuts-{layer_key(settings, year, scale)}.parquet")

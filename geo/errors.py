@@ -65,12 +65,21 @@ class IngestError(AlpClustersError):
     def __init__(self, file: str, problems: Iterable[dict[str, object]]) -> None:
         self.file = file
         self.problems = list(problems)
-        first = self.problems[0] if self.problems else {}
-        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        super().__init__(
-            f"{file}: row {first.get('row')}, column {first.get('column')!r}: "
-            f"{first.get('reason')}{more}"
+        first: dict[str, object] = (
+            self.problems[0] if self.problems else {"file": file, "reason": "invalid"}
         )
+        n = len(self.problems) - 1
+        more = f" (and {n} more problem{'s' if n > 1 else ''})" if n > 0 else ""
+        super().__init__(describe(first) + more)
+
+
+def describe(problem: dict[str, object]) -> str:
+    """One line naming a problem's file, row, column and value, then the reason."""
+    where = [f"{problem['file']}"]
+    for key in ("row", "column", "value"):
+        if problem.get(key) is not None:
+            where.append(f"{key} {problem[key]!r}" if key == "value" else f"{key} {problem[key]}")
+    return ", ".join(where) + f": {problem.get('reason')}"
 
 
 def closest(value: str, options: Iterable[str], n: int = 3) -> list[str]:

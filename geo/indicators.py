@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from geo.boundaries import area_km2, load_boundaries, regions
+from geo.errors import describe
 from geo.ingest import Report, content_hash, prepare, read_table
 from geo.settings import Settings
 from geo.sources import locate, source
 from geo.store import DatasetInfo, Store
+
+log = logging.getLogger(__name__)
 
 # Eurostat SDMX-CSV column names -> the tidy names used throughout AlpClusters.
 SDMX_RENAME = {
@@ -60,8 +65,13 @@ def ingest_frame(
     spec: TableSpec,
     file: str,
     header_rows: int = 0,
+    on_warning: Callable[[dict[str, Any]], None] | None = None,
 ) -> DatasetInfo:
-    """Validate ``frame`` against the NUTS layer in use and store it as ``spec.dataset_id``."""
+    """Validate ``frame`` against the NUTS layer in use and store it as ``spec.dataset_id``.
+
+    Warnings (such as codes dropped with ``drop_unknown``) go to ``on_warning``, else to the
+    log.
+    """
     layer = load_boundaries(settings)
     known = layer.index if spec.level is None else regions(settings, spec.level).index
     report = Report(file, header_rows=header_rows)
@@ -73,6 +83,11 @@ def ingest_frame(
         known_geo=set(known),
         drop_unknown=spec.drop_unknown,
     )
+    for warning in report.warnings:
+        if on_warning is not None:
+            on_warning(warning)
+        else:
+            log.warning("%s", describe(warning))
     codes = list(dict.fromkeys(table["indicator"]))
     labels = {c: spec.labels.get(c, (c, c.split(".")[-1])) for c in codes}
     meta = {
@@ -87,10 +102,16 @@ def ingest_frame(
     return store.put_dataset(meta, labels, table)
 
 
-def ingest_file(settings: Settings, store: Store, path: Path, spec: TableSpec) -> DatasetInfo:
+def ingest_file(
+    settings: Settings,
+    store: Store,
+    path: Path,
+    spec: TableSpec,
+    on_warning: Callable[[dict[str, Any]], None] | None = None,
+) -> DatasetInfo:
     """Read a CSV or Parquet tidy table and store it."""
     frame, header_rows = read_table(path)
-    return ingest_frame(settings, store, frame, spec, str(path), header_rows)
+    return ingest_frame(settings, store, frame, spec, str(path), header_rows, on_warning)
 
 
 EUROSTAT_LICENCE = "Source: Eurostat. Re-use under the Eurostat copyright notice (CC BY 4.0)"
@@ -162,6 +183,11 @@ def load_demo(settings: Settings, store: Store) -> list[DatasetInfo]:
     out = []
     for key, spec in DEMO_TABLES:
         frame, path = load_eurostat(settings, key)
-        out.append(ingest_frame(settings, store, frame, spec, path))
+        out.append(ingest_frame(settings, store, frame, spec, path, on_warning=_expected))
     out.append(derive_density(settings, store, "demo_r_pjanaggr3"))
     return out
+
+
+def _expected(warning: dict[str, Any]) -> None:
+    """The demo drops Eurostat aggregates and codes of other levels on purpose."""
+    log.info("%s", describe(warning))

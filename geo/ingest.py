@@ -16,6 +16,7 @@ from geo.errors import IngestError, closest
 REQUIRED = ("geo", "time", "value")
 MISSING_MARKERS = ("", ":", "NaN", "nan", "NA")
 MAX_PROBLEMS = 100
+DELIMITERS = (",", ";", "\t")
 
 
 @dataclass
@@ -48,25 +49,28 @@ class Report:
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, int]:
-    """Read CSV or Parquet as strings where possible; return the frame and its header rows."""
+    """Read CSV (as text) or Parquet; return the frame and the number of header rows."""
+
+    def refuse(reason: str, value: object = None) -> IngestError:
+        return IngestError(
+            str(path),
+            [{"file": str(path), "row": None, "column": None, "value": value, "reason": reason}],
+        )
+
+    if not path.is_file():
+        raise refuse("no such file")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return pd.read_parquet(path), 0
-    if suffix in (".csv", ".txt", ".tsv"):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
-        return frame, 1
-    raise IngestError(
-        str(path),
-        [
-            {
-                "file": str(path),
-                "row": None,
-                "column": None,
-                "value": suffix,
-                "reason": "unsupported file type; use .csv or .parquet",
-            }
-        ],
-    )
+    if suffix not in (".csv", ".txt", ".tsv"):
+        raise refuse("unsupported file type; use .csv or .parquet", suffix)
+    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    if not header.strip():
+        raise refuse("the file is empty")
+    sep = max(DELIMITERS, key=header.count) if any(d in header for d in DELIMITERS) else ","
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, encoding="utf-8-sig")
+    return frame, 1
 
 
 def prepare(
@@ -111,7 +115,8 @@ def prepare(
     out["geo"] = frame["geo"].astype(str).str.strip()
     out["time"] = _integers(frame["time"], "time", report)
     out["value"] = _numbers(frame["value"], "value", report)
-    out["flag"] = frame["flag"].astype("string").str.strip() if "flag" in frame else pd.NA
+    flag = frame["flag"].astype("string").str.strip() if "flag" in frame else pd.NA
+    out["flag"] = flag.replace("", pd.NA) if "flag" in frame else flag
     if known_geo is not None:
         out = _check_geo(out, known_geo, report, drop_unknown)
     dup = out.duplicated(["indicator", "geo", "time"], keep=False)

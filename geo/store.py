@@ -185,7 +185,7 @@ class Store:
                 hint = closest(dataset_id, valid)
                 raise UnknownDatasetError(
                     f"unknown dataset {dataset_id!r}"
-                    + (f" (did you mean {hint}?)" if hint else "")
+                    + (f" (did you mean {', '.join(hint)}?)" if hint else "")
                     + f"; valid datasets: {valid}"
                 )
             coverage = conn.execute(
@@ -211,6 +211,7 @@ class Store:
                 )
             )
         fields = {k: getattr(row, k) for k in (c.name for c in datasets.c)}
+        fields["created_at"] = _utc(fields["created_at"])
         return DatasetInfo(**fields, indicators=info)
 
     def observations(
@@ -270,6 +271,7 @@ class Store:
         if row is None:
             raise UnknownAnalysisError(f"unknown analysis {analysis_id!r}")
         data = row._asdict()
+        data["created_at"] = _utc(data["created_at"])
         regions = data.pop("regions", None)
         catch = data.pop("catchments", None)
         return AnalysisRecord(
@@ -293,6 +295,11 @@ class Store:
                 )
             )
         return [self.analysis(i, with_tables=False) for i in ids]
+
+
+def _utc(stamp: dt.datetime) -> dt.datetime:
+    """SQLite keeps no time zone; every stamp is written in UTC."""
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
 def _to_parquet(frame: pd.DataFrame | None) -> bytes | None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geo.errors import AlpClustersError, IngestError
+from geo.errors import AlpClustersError, IngestError, describe
 
 app = typer.Typer(
     help="AlpClusters: cross-border hot spots and cluster catchments.",
@@ -135,7 +135,7 @@ def ingest(
         drop_unknown=drop_unknown,
     )
     settings = _settings()
-    info = ingest_file(settings, _store(settings), path, spec)
+    info = ingest_file(settings, _store(settings), path, spec, on_warning=_warn)
     typer.echo(
         f"stored {info.id}: {info.n_rows} rows, indicators {[i.code for i in info.indicators]}"
     )
@@ -236,18 +236,18 @@ def catchments(
     typer.echo(f"wrote {len(catch)} catchments to {output}")
 
 
+def _warn(warning: dict[str, Any]) -> None:
+    typer.echo(f"warning: {describe(warning)}", err=True)
+
+
 def main() -> None:
     """Entry point: domain errors become one clear line on stderr and exit code 2."""
     try:
         app()
     except IngestError as exc:
         typer.echo(f"error: {exc}", err=True)
-        for p in exc.problems:
-            typer.echo(
-                f"  {p['file']}: row {p['row']}, column {p['column']}, "
-                f"value {p['value']!r}: {p['reason']}",
-                err=True,
-            )
+        for problem in exc.problems[1:]:
+            typer.echo(f"  {describe(problem)}", err=True)
         sys.exit(2)
     except AlpClustersError as exc:
         typer.echo(f"error: {exc}", err=True)

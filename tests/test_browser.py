@@ -22,9 +22,16 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is missing: `make browser` installs it"
 )
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,900", "--virtual-time-budget=8000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,900",
+    "--virtual-time-budget=8000",
 ]
 
 
