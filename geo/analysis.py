@@ -18,14 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from geo.areas import resolve
 from geo.boundaries import load_boundaries
 from geo.catchments import catchment_labels, catchments
+from geo.defaults import (
+    COVERAGE_FOR_DEFAULT_YEAR,
+    DEFAULT_ALPHA,
+    DEFAULT_PERMUTATIONS,
+    DEFAULT_SEED,
+)
 from geo.errors import InvalidParameterError
 from geo.hotspots import LISA_CODES, HotSpotResult, gi_star, local_moran
 from geo.settings import Settings
 from geo.store import AnalysisRecord, DatasetInfo, Store, canonical_json
 from geo.weights import SpatialWeights, WeightsSpec, build_weights
-
-DEFAULT_SEED = 123456789  # GeoDa's default seed
-COVERAGE_FOR_DEFAULT_YEAR = 0.95  # a missing country would distort cross-border results
 
 
 class AnalysisParams(BaseModel):
@@ -54,10 +57,13 @@ class AnalysisParams(BaseModel):
         default="queen", description="queen, rook, knn:K or distance:KM (EPSG:3035)."
     )
     permutations: int = Field(
-        default=999, ge=0, le=99_999, description="Conditional permutations for pseudo p-values."
+        default=DEFAULT_PERMUTATIONS,
+        ge=0,
+        le=99_999,
+        description="Conditional permutations for pseudo p-values.",
     )
     seed: int = Field(default=DEFAULT_SEED, ge=0, lt=2**63, description="Random seed.")
-    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level.")
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=1, description="Significance level.")
     correction: Literal["none", "fdr", "bonferroni"] = Field(
         default="fdr", description="Multiple-testing correction applied to the classes."
     )

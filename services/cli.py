@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from geo.defaults import DEFAULT_ALPHA, DEFAULT_PERMUTATIONS, DEFAULT_SEED
 from geo.errors import AlpClustersError, IngestError, describe
 
 app = typer.Typer(
@@ -189,51 +190,41 @@ def _params(
         raise typer.BadParameter(msgs) from None
 
 
-@app.command()
-def hotspots(
-    input: Path,
-    id: Annotated[str, typer.Option("--id", help="Column with unique region ids.")],
-    value: Annotated[list[str], typer.Option("--value", help="Value column; repeatable.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help=".geojson, .parquet, .csv")],
-    method: Method = "gi_star",
-    weights: Weights = "queen",
-    permutations: Permutations = 999,
-    seed: Seed = 123456789,
-    alpha: Alpha = 0.05,
-    correction: Correction = "fdr",
-    inference: Inference = "permutation",
-) -> None:
-    """Per-region hot-spot statistics of any vector file."""
-    from geo.files import hotspots_file, read_vector, write_output
+def _file_command(kind: str) -> Any:
+    """The ``hotspots`` and ``catchments`` commands: same inputs, different output table."""
 
-    params = _params(method, weights, permutations, seed, alpha, correction, inference)
-    started = time.perf_counter()
-    out, _ = hotspots_file(read_vector(input, id, value), id, value, params)
-    write_output(out, output)
-    typer.echo(f"wrote {len(out)} regions to {output} in {time.perf_counter() - started:.2f} s")
+    def command(
+        input: Path,
+        id: Annotated[str, typer.Option("--id", help="Column with unique region ids.")],
+        value: Annotated[list[str], typer.Option("--value", help="Value column; repeatable.")],
+        output: Annotated[Path, typer.Option("-o", "--output", help=".geojson, .parquet, .csv")],
+        method: Method = "gi_star",
+        weights: Weights = "queen",
+        permutations: Permutations = DEFAULT_PERMUTATIONS,
+        seed: Seed = DEFAULT_SEED,
+        alpha: Alpha = DEFAULT_ALPHA,
+        correction: Correction = "fdr",
+        inference: Inference = "permutation",
+    ) -> None:
+        from geo.files import hotspots_file, read_vector, write_output
+
+        params = _params(method, weights, permutations, seed, alpha, correction, inference)
+        started = time.perf_counter()
+        regions, catch = hotspots_file(read_vector(input, id, value), id, value, params)
+        table = regions if kind == "regions" else catch
+        write_output(table, output)
+        took = time.perf_counter() - started
+        typer.echo(f"wrote {len(table)} {kind} to {output} in {took:.2f} s")
+
+    return command
 
 
-@app.command()
-def catchments(
-    input: Path,
-    id: Annotated[str, typer.Option("--id", help="Column with unique region ids.")],
-    value: Annotated[list[str], typer.Option("--value", help="Value column; repeatable.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help=".geojson, .parquet, .csv")],
-    method: Method = "gi_star",
-    weights: Weights = "queen",
-    permutations: Permutations = 999,
-    seed: Seed = 123456789,
-    alpha: Alpha = 0.05,
-    correction: Correction = "fdr",
-    inference: Inference = "permutation",
-) -> None:
-    """Cluster catchments (connected hot-spot regions) of any vector file."""
-    from geo.files import hotspots_file, read_vector, write_output
-
-    params = _params(method, weights, permutations, seed, alpha, correction, inference)
-    _, catch = hotspots_file(read_vector(input, id, value), id, value, params)
-    write_output(catch, output)
-    typer.echo(f"wrote {len(catch)} catchments to {output}")
+app.command("hotspots", help="Per-region hot-spot statistics of any vector file.")(
+    _file_command("regions")
+)
+app.command(
+    "catchments", help="Cluster catchments (connected hot-spot regions) of any vector file."
+)(_file_command("catchments"))
 
 
 def _warn(warning: dict[str, Any]) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
+import geopandas as gpd
 from fastapi import Depends, Query, Request
 
+from geo.analysis import pick_series, series_layers
 from geo.settings import Settings
-from geo.store import Store
+from geo.store import AnalysisRecord, Store
 
 
 def get_settings(request: Request) -> Settings:
@@ -44,3 +47,32 @@ IndicatorQuery = Annotated[
 YearQuery = Annotated[
     int | None, Query(ge=1900, le=2100, description="Year; default: the analysis's first.")
 ]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One (indicator, year) series of a stored analysis, with its layers."""
+
+    record: AnalysisRecord
+    indicator: str
+    year: int
+    regions: gpd.GeoDataFrame
+    catchments: gpd.GeoDataFrame
+    summary: dict[str, Any]
+
+
+def get_series(
+    analysis_id: str,
+    settings: SettingsDep,
+    store: StoreDep,
+    indicator: IndicatorQuery = None,
+    year: YearQuery = None,
+) -> Series:
+    """The series named by the query (the analysis's first by default)."""
+    record = store.analysis(analysis_id)
+    ind, yr = pick_series(record, indicator, year)
+    regions, catchments, summary = series_layers(settings, record, ind, yr)
+    return Series(record, ind, yr, regions, catchments, summary)
+
+
+SeriesDep = Annotated[Series, Depends(get_series)]

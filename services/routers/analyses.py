@@ -6,16 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from geo.analysis import AnalysisParams, analyse_and_store, pick_series, series_layers
+from geo.analysis import AnalysisParams, analyse_and_store
 from geo.geojson import feature_collection
 from geo.store import AnalysisRecord
-from services.dependencies import (
-    IndicatorQuery,
-    SchedulerDep,
-    SettingsDep,
-    StoreDep,
-    YearQuery,
-)
+from services.dependencies import SchedulerDep, SeriesDep, SettingsDep, StoreDep
 from services.responses import GeoJSONResponse
 from services.schemas import Analysis, AnalysisList
 
@@ -79,18 +73,9 @@ def get_analysis(analysis_id: str, store: StoreDep, request: Request) -> Analysi
     response_class=GeoJSONResponse,
     summary="Per-region statistics",
 )
-def analysis_regions(
-    analysis_id: str,
-    settings: SettingsDep,
-    store: StoreDep,
-    indicator: IndicatorQuery = None,
-    year: YearQuery = None,
-) -> Any:
+def analysis_regions(series: SeriesDep, settings: SettingsDep) -> Any:
     """The regions of one series with their statistics, class and catchment as properties."""
-    record = store.analysis(analysis_id)
-    ind, yr = pick_series(record, indicator, year)
-    regions, _, _ = series_layers(settings, record, ind, yr)
-    regions = regions.assign(indicator=ind, year=yr)
+    regions = series.regions.assign(indicator=series.indicator, year=series.year)
     return GeoJSONResponse(feature_collection(regions, precision=settings.geojson_precision))
 
 
@@ -99,18 +84,8 @@ def analysis_regions(
     response_class=GeoJSONResponse,
     summary="Cluster catchments",
 )
-def analysis_catchments(
-    analysis_id: str,
-    settings: SettingsDep,
-    store: StoreDep,
-    indicator: IndicatorQuery = None,
-    year: YearQuery = None,
-) -> Any:
+def analysis_catchments(series: SeriesDep, settings: SettingsDep) -> Any:
     """Dissolved catchment polygons with members, countries, area and summary figures."""
-    record = store.analysis(analysis_id)
-    ind, yr = pick_series(record, indicator, year)
-    _, catch, _ = series_layers(settings, record, ind, yr)
-    catch = catch.set_index(
-        catch["indicator"] + "-" + catch["year"].astype(str) + "-" + catch["catchment"]
-    )
+    catch = series.catchments
+    catch = catch.set_index(f"{series.indicator}-{series.year}-" + catch["catchment"])
     return GeoJSONResponse(feature_collection(catch, precision=settings.geojson_precision))

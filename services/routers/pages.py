@@ -7,10 +7,9 @@ import html
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from geo.analysis import pick_series, series_layers
 from geo.boundaries import regions as nuts_regions
 from maps.analysis import MapInfo, analysis_map
-from services.dependencies import IndicatorQuery, SettingsDep, StoreDep, YearQuery
+from services.dependencies import SeriesDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["maps"])
 
@@ -26,17 +25,11 @@ def static_url(request: Request) -> str:
     name="analysis_map",
 )
 def analysis_map_page(
-    analysis_id: str,
-    request: Request,
-    settings: SettingsDep,
-    store: StoreDep,
-    indicator: IndicatorQuery = None,
-    year: YearQuery = None,
+    series: SeriesDep, request: Request, settings: SettingsDep, store: StoreDep
 ) -> HTMLResponse:
     """Regions coloured by class, catchment outlines, tooltips and a legend."""
-    record = store.analysis(analysis_id)
-    ind, yr = pick_series(record, indicator, year)
-    regions, catch, summary = series_layers(settings, record, ind, yr)
+    record, ind, yr = series.record, series.indicator, series.year
+    regions, catch, summary = series.regions, series.catchments, series.summary
     label = next(
         (i.label for i in store.dataset(record.dataset_id).indicators if i.code == ind), ind
     )
