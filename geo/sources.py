@@ -31,8 +31,8 @@ class Source:
     kind: str
     key: str
     url: str
-    mirror: str | None
     licence: str
+    mirror: str | None = None
     nuts_year: int | None = None
     scale: str | None = None
     title: str | None = None
