@@ -63,15 +63,6 @@ def _draw(state: int, k: int, m: int, out: np.ndarray, pool: np.ndarray) -> None
             t += 1
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _lag(values: np.ndarray, s: int, w: np.ndarray, idx: np.ndarray) -> float:
-    """Weighted sum of ``values[s, idx]``."""
-    acc = 0.0
-    for t in range(idx.shape[0]):
-        acc += w[t] * values[s, idx[t]]
-    return acc
-
-
 @njit(cache=True, nogil=True)
 def draw_matrix(seed: Any, permutations: Any, kmax: Any, m: Any) -> np.ndarray:
     """Random draws shared by all regions: row ``p`` holds ``kmax`` distinct ints < ``m``.
@@ -81,7 +72,7 @@ def draw_matrix(seed: Any, permutations: Any, kmax: Any, m: Any) -> np.ndarray:
     region with ``k`` neighbours uses the first ``k`` draws of each row.
     """
     out = np.empty((permutations, kmax), dtype=np.int64)
-    pool = np.empty(m, dtype=np.int64)
+    pool = np.empty(max(m, 1), dtype=np.int64)
     for p in range(permutations):
         _draw(_stream(seed, p), kmax, m, out[p], pool)
     return out
@@ -92,63 +83,108 @@ def crand_counts(
     values: np.ndarray,
     indptr: np.ndarray,
     indices: np.ndarray,
-    weights: np.ndarray,
     rows: np.ndarray,
-    draws: np.ndarray,
+    permutations: Any,
+    seed: Any,
+    kmax: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Count conditional-randomisation spatial lags at or above / at or below the observed.
+    """Count conditional-randomisation neighbour sums at or above / at or below the observed.
 
     Parameters
     ----------
-    values : (S, n) float64
-        One row per series; columns are regions. All series share the draws.
-    indptr, indices, weights : CSR arrays
-        Neighbours of every region (no self-links) and their weights.
+    values : (n, S) float64, C-contiguous
+        One column per series, all sharing the same draws (a batch).
+    indptr, indices : CSR arrays
+        Neighbours of every region (binary weights, no self-links).
     rows : (r,) int64
         The regions to test (a chunk).
-    draws : (P, kmax) int64
-        :func:`draw_matrix` for ``m = n - 1``; index ``j >= i`` stands for region ``j + 1``,
-        so region ``i`` never draws itself.
+    permutations, seed, kmax : int
+        The draw matrix is :func:`draw_matrix` ``(seed, permutations, kmax, n - 1)``, with
+        ``kmax`` the largest neighbour count of the whole graph (not of the chunk), so that
+        every chunking gives the same numbers. Drawn index ``j >= i`` stands for ``j + 1``:
+        region ``i`` never draws itself.
 
     Returns
     -------
     ge, le : (S, r) int64
-        For each series and region, how many permuted lags were >= and <= the observed lag.
+        For each series and region, how many permuted sums were >= and <= the observed sum.
     """
-    n_series = values.shape[0]
-    permutations = draws.shape[0]
+    n, n_series = values.shape
+    draws = draw_matrix(seed, permutations, kmax, n - 1)
     ge = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
     le = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
-    picked = np.empty(draws.shape[1], dtype=np.int64)
     observed = np.empty(n_series)
+    acc = np.empty(n_series)
     for pos in range(rows.shape[0]):
         i = rows[pos]
         start, k = indptr[i], indptr[i + 1] - indptr[i]
         if k == 0:
             continue
-        w = weights[start : start + k]
-        for s in range(n_series):
-            observed[s] = _lag(values, s, w, indices[start : start + k])
+        observed[:] = 0.0
+        for t in range(k):
+            observed += values[indices[start + t]]
         for p in range(permutations):
+            acc[:] = 0.0
             for t in range(k):
                 j = draws[p, t]
-                picked[t] = j + 1 if j >= i else j
+                acc += values[j + 1 if j >= i else j]
             for s in range(n_series):
-                acc = _lag(values, s, w, picked[:k])
-                ge[s, pos] += acc >= observed[s]
-                le[s, pos] += acc <= observed[s]
+                ge[s, pos] += acc[s] >= observed[s]
+                le[s, pos] += acc[s] <= observed[s]
     return ge, le
+
+
+@njit(cache=True, nogil=True)
+def moran_counts(
+    z: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    first: Any,
+    last: Any,
+    seed: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Global Moran permutations ``first..last-1``: counts of cross-products >= / <= observed.
+
+    ``z`` is (n, S), centred. The statistic compared is ``sum_i z_i * mean_{j in N(i)} z_j``
+    (row-standardised weights), which is proportional to Moran's I for a fixed series.
+    Permutation ``p`` is a full shuffle keyed on ``(seed, p)``, the same in every block.
+    """
+    n, n_series = z.shape
+    observed = _cross(z, indptr, indices, np.arange(n))
+    ge = np.zeros(n_series, dtype=np.int64)
+    le = np.zeros(n_series, dtype=np.int64)
+    perm = np.empty(n, dtype=np.int64)
+    pool = np.empty(n, dtype=np.int64)
+    for p in range(first, last):
+        _draw(_stream(seed ^ np.uint64(0xA5A5A5A5), p), n, n, perm, pool)
+        sims = _cross(z, indptr, indices, perm)
+        for s in range(n_series):
+            ge[s] += sims[s] >= observed[s]
+            le[s] += sims[s] <= observed[s]
+    return ge, le
+
+
+@njit(cache=True, nogil=True)
+def _cross(z: np.ndarray, indptr: np.ndarray, indices: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """``sum_i z[perm[i]] * mean_j z[perm[j]]`` over the neighbours ``j`` of every ``i``."""
+    n, n_series = z.shape
+    total = np.zeros(n_series)
+    lag = np.empty(n_series)
+    for i in range(n):
+        k = indptr[i + 1] - indptr[i]
+        if k == 0:
+            continue
+        lag[:] = 0.0
+        for t in range(indptr[i], indptr[i + 1]):
+            lag += z[perm[indices[t]]]
+        total += z[perm[i]] * lag / k
+    return total
 
 
 def warm_up() -> None:
     """Load (or compile, the first time) the kernels on a two-region problem."""
     two = np.arange(2, dtype=np.int64)
-    draws = draw_matrix(np.uint64(0), np.int64(1), np.int64(1), np.int64(1))
-    crand_counts(
-        np.zeros((1, 2)),
-        np.array([0, 1, 2], dtype=np.int64),
-        two[::-1].copy(),
-        np.ones(2),
-        two,
-        draws,
-    )
+    indptr = np.array([0, 1, 2], dtype=np.int64)
+    values = np.zeros((2, 1))
+    crand_counts(values, indptr, two[::-1].copy(), two, np.int64(1), np.uint64(0), np.int64(1))
+    moran_counts(values, indptr, two[::-1].copy(), np.int64(0), np.int64(1), np.uint64(0))

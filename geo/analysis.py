@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import dask
 import geopandas as gpd
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,8 +23,9 @@ from geo.defaults import (
     DEFAULT_PERMUTATIONS,
     DEFAULT_SEED,
 )
+from geo.engine import Progress, panel_cube, run_panel
 from geo.errors import InvalidParameterError
-from geo.hotspots import LISA_CODES, HotSpotResult, gi_star, local_moran
+from geo.hotspots import LISA_CODES, HotSpotResult, Options, panel
 from geo.settings import Settings
 from geo.store import AnalysisRecord, DatasetInfo, Store, canonical_json
 from geo.weights import SpatialWeights, WeightsSpec, build_weights
@@ -139,30 +139,39 @@ def _default_year(store: Store, dataset: str, indicator: str, ids: list[str]) ->
 
 
 def run_analysis(
-    settings: Settings, store: Store, params: AnalysisParams, scheduler: Any = None
+    settings: Settings,
+    store: Store,
+    params: AnalysisParams,
+    scheduler: Any = None,
+    progress: Progress | None = None,
 ) -> AnalysisOutput:
-    """Run an analysis as one dask graph over (indicator, year) tasks.
+    """Run an analysis over every (indicator, year) series as one dask graph.
 
-    ``scheduler`` is anything ``dask.compute`` accepts (``"threads"``, ``"sync"``, a
-    ``distributed.Client``); by default the one of the settings.
+    The observations form an (indicator, time, region) cube; the engine computes all series
+    at once, sharing the permutation draws, with regions chunked over the scheduler's
+    workers. ``scheduler`` is anything ``dask.compute`` accepts (``"threads"``, ``"sync"``,
+    a ``distributed.Client``); by default the one of the settings.
     """
     started = time.perf_counter()
     params, ids = resolve_params(settings, store, params)
     assert params.indicators is not None and params.years is not None
     layer = load_boundaries(settings).loc[ids]
     obs = store.observations(params.dataset, params.indicators, params.years, geos=ids)
-    weights = dask.delayed(build_weights)(layer[["geometry"]], params.weights)
-    tasks = []
-    for indicator in params.indicators:
-        for year in params.years:
-            series = obs[(obs["indicator"] == indicator) & (obs["time"] == year)]
-            values = series.set_index("geo")["value"].reindex(ids)
-            tasks.append(
-                dask.delayed(analyse_series)(
-                    values, weights, layer[["CNTR_CODE", "geometry"]], params, indicator, year
-                )
-            )
-    parts = dask.compute(*tasks, scheduler=scheduler or _scheduler(settings))
+    cube = panel_cube(obs, params.indicators, params.years, ids)
+    values = cube.stack(series=("indicator", "time")).transpose("series", "region")
+    weights = build_weights(layer[["geometry"]], params.weights)
+    results = run_panel(
+        values.values,
+        weights,
+        params.method,
+        options(params),
+        scheduler=scheduler or _scheduler(settings),
+        progress=progress,
+    )
+    parts = [
+        analyse_series(result, weights, layer[["CNTR_CODE", "geometry"]], str(ind), int(year))
+        for result, (ind, year) in zip(results, values["series"].values, strict=True)
+    ]
     regions = pd.concat([p[0] for p in parts], ignore_index=True)
     catch = pd.concat([p[1] for p in parts], ignore_index=True)
     summary = {"series": [p[2] for p in parts], "n_regions": len(ids)}
@@ -170,16 +179,20 @@ def run_analysis(
     return AnalysisOutput(params, regions, catch, summary, time.perf_counter() - started)
 
 
+def options(params: AnalysisParams) -> Options:
+    """The engine's inference options of an analysis."""
+    inference = params.inference if params.method == "gi_star" else "permutation"
+    return Options(params.permutations, params.seed, params.alpha, params.correction, inference)
+
+
 def analyse_series(
-    values: pd.Series,
+    result: HotSpotResult,
     weights: SpatialWeights,
     layer: gpd.GeoDataFrame,
-    params: AnalysisParams,
     indicator: str,
     year: int,
 ) -> tuple[pd.DataFrame, gpd.GeoDataFrame, dict[str, Any]]:
-    """Hot spots and catchments of one (indicator, year) series."""
-    result = compute_hotspots(values, weights, params)
+    """Catchments, the long table and the summary of one (indicator, year) series."""
     labels = catchment_labels(result, weights)
     frame = result.to_frame().assign(catchment=labels).reset_index()
     frame.insert(0, "year", year)
@@ -193,25 +206,10 @@ def analyse_series(
 def compute_hotspots(
     values: pd.Series, weights: SpatialWeights, params: AnalysisParams
 ) -> HotSpotResult:
-    """The local statistic named by ``params.method``."""
-    if params.method == "gi_star":
-        return gi_star(
-            values,
-            weights,
-            permutations=params.permutations,
-            seed=params.seed,
-            alpha=params.alpha,
-            correction=params.correction,
-            inference=params.inference,
-        )
-    return local_moran(
-        values,
-        weights,
-        permutations=params.permutations,
-        seed=params.seed,
-        alpha=params.alpha,
-        correction=params.correction,
-    )
+    """The local statistic named by ``params.method`` for one series."""
+    return run_panel(
+        panel(values, weights), weights, params.method, options(params), scheduler="sync"
+    )[0]
 
 
 def series_summary(
@@ -232,6 +230,8 @@ def series_summary(
         "global_moran": {
             "I": _finite(gm.I),
             "EI": gm.EI,
+            "z_norm": _finite(gm.z_norm),
+            "p_norm": _finite(gm.p_norm),
             "p_sim": _finite(gm.p_sim),
             "permutations": gm.permutations,
         },

@@ -1,0 +1,195 @@
+"""The hot-spot engine: many series at once, regions chunked over dask workers.
+
+A panel of series (indicators x years) over one layer is split into batches of series that
+share their missing values (:func:`geo.hotspots.batches`). Every batch becomes dask tasks:
+conditional-permutation counts for chunks of regions, and global Moran permutations in
+blocks. All tasks of all batches form one graph, computed on the threaded scheduler or a
+``dask.distributed`` cluster; no task holds a regions x permutations matrix. The draws
+depend only on the seed, so every scheduler and chunking gives identical numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+
+from geo._kernels import crand_counts, moran_counts
+from geo.hotspots import (
+    GLOBAL_PERMUTATION_LIMIT,
+    Batch,
+    HotSpotResult,
+    Options,
+    batches,
+    finish,
+)
+from geo.weights import SpatialWeights
+
+Progress = Callable[[int, int], None]
+MIN_CHUNK = 256
+GLOBAL_BLOCK = 128  # global Moran permutations per task
+
+
+def run_panel(
+    values: np.ndarray,
+    weights: SpatialWeights,
+    method: str,
+    opts: Options,
+    *,
+    chunk_size: int | None = None,
+    scheduler: Any = "threads",
+    progress: Progress | None = None,
+) -> list[HotSpotResult]:
+    """Local statistics of every series (row) of ``values``, in input order.
+
+    Parameters
+    ----------
+    values : (S, n) float
+        One row per series over the regions of ``weights``; NaN marks a missing value.
+    chunk_size : int, optional
+        Regions per permutation task; by default about four tasks per core.
+    scheduler : str or distributed.Client
+        Anything ``dask.compute`` accepts.
+    progress : callable, optional
+        Called with ``(tasks done, tasks in all)`` as tasks finish.
+    """
+    groups = batches(values, weights, method)
+    chunk = chunk_size or _auto_chunk(weights.n)
+    plan = [_tasks(b, opts, chunk, scheduler) for b in groups]
+    flat = [t for local, glob in plan for t in (*local, *glob)]
+    done = compute(flat, scheduler, progress)
+    out: list[HotSpotResult | None] = [None] * values.shape[0]
+    at = 0
+    for batch, (local, glob) in zip(groups, plan, strict=True):
+        parts, at = done[at : at + len(local)], at + len(local)
+        gparts, at = done[at : at + len(glob)], at + len(glob)
+        counts = _join(parts) if parts else None
+        gcounts = _sum(gparts) if gparts else None
+        for pos, result in zip(
+            batch.series, finish(batch, counts, gcounts, weights.ids, opts), strict=True
+        ):
+            out[pos] = result
+    return [r for r in out if r is not None]
+
+
+def _auto_chunk(n: int) -> int:
+    return max(MIN_CHUNK, math.ceil(n / (4 * (os.cpu_count() or 1))))
+
+
+def _tasks(batch: Batch, opts: Options, chunk: int, scheduler: Any) -> tuple[list[Any], list[Any]]:
+    """Delayed permutation-count tasks of one batch: region chunks, global-Moran blocks."""
+    adj = batch.weights.adjacency
+    n = batch.weights.n
+    data, indptr, indices, centred = (
+        _share(a, scheduler)
+        for a in (
+            batch.data,
+            adj.indptr.astype(np.int64),
+            adj.indices.astype(np.int64),
+            batch.centred,
+        )
+    )
+    seed, perms = np.uint64(opts.seed), np.int64(opts.permutations)
+    local = []
+    if opts.permutations:
+        kernel = dask.delayed(crand_counts, pure=True)
+        for start in range(0, n, chunk):
+            rows = np.arange(start, min(n, start + chunk), dtype=np.int64)
+            local.append(kernel(data, indptr, indices, rows, perms, seed, np.int64(batch.kmax)))
+    glob = []
+    total = opts.global_permutations
+    if total and n <= GLOBAL_PERMUTATION_LIMIT:
+        kernel = dask.delayed(moran_counts, pure=True)
+        for first in range(0, total, GLOBAL_BLOCK):
+            last = min(total, first + GLOBAL_BLOCK)
+            glob.append(kernel(centred, indptr, indices, np.int64(first), np.int64(last), seed))
+    return local, glob
+
+
+def _share(array: np.ndarray, scheduler: Any) -> Any:
+    """One graph key per array (scattered once to a distributed cluster)."""
+    if hasattr(scheduler, "scatter"):
+        return scheduler.scatter(array, broadcast=False, hash=True)
+    return dask.delayed(array, pure=True)
+
+
+def _join(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.concatenate([p[0] for p in parts], axis=1),
+        np.concatenate([p[1] for p in parts], axis=1),
+    )
+
+
+def _sum(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)  # type: ignore[return-value]
+
+
+def compute(tasks: list[Any], scheduler: Any, progress: Progress | None = None) -> list[Any]:
+    """Compute delayed tasks on a scheduler name or a distributed client, with progress."""
+    if not tasks:
+        return []
+    if hasattr(scheduler, "compute"):  # a distributed.Client
+        from distributed import as_completed
+
+        futures = scheduler.compute(tasks)
+        for count, _ in enumerate(as_completed(futures), start=1):
+            if progress:
+                progress(count, len(futures))
+        return list(scheduler.gather(futures))
+    if progress is None:
+        return list(dask.compute(*tasks, scheduler=scheduler))
+    from dask.callbacks import Callback
+
+    state = {"done": 0, "total": 0}
+
+    def start_state(_dsk: Any, st: dict[str, Any]) -> None:
+        state["total"] = len(st["ready"]) + len(st["waiting"])
+
+    def posttask(*_args: Any) -> None:
+        state["done"] += 1
+        progress(state["done"], max(state["total"], state["done"]))
+
+    with Callback(start_state=start_state, posttask=posttask):
+        return list(dask.compute(*tasks, scheduler=scheduler))
+
+
+def panel_cube(
+    frame: Any,
+    indicators: Sequence[str],
+    years: Sequence[int],
+    ids: Sequence[str],
+    chunk_size: int | None = None,
+) -> xr.DataArray:
+    """Observations (``indicator, geo, time, value``) as a dask-backed (indicator, time,
+    region) cube aligned with ``ids``; missing cells are NaN."""
+    series = frame.set_index(["indicator", "time", "geo"])["value"]
+    cube = (
+        xr.DataArray.from_series(series)
+        .reindex(indicator=list(indicators), time=list(years), geo=list(ids))
+        .rename(geo="region")
+    )
+    return cube.astype(float).chunk({"region": chunk_size or _auto_chunk(len(ids))})
+
+
+def results_dataset(
+    results: Sequence[HotSpotResult], indicators: Sequence[str], years: Sequence[int]
+) -> xr.Dataset:
+    """Per-region results of a panel as an (indicator, time, region) dataset."""
+    shape = (len(indicators), len(years), len(results[0].ids))
+    frames = [r.to_frame() for r in results]
+    names = [c for c in frames[0].columns if c != "status"]
+    data = {
+        name: (
+            ("indicator", "time", "region"),
+            np.stack([f[name].to_numpy() for f in frames]).reshape(shape),
+        )
+        for name in names
+    }
+    return xr.Dataset(
+        data, coords={"indicator": list(indicators), "time": list(years), "region": results[0].ids}
+    )
