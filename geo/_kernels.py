@@ -17,6 +17,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+SEARCH_FROM = 16  # regions sharing a neighbour count from which sorting beats scanning
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -64,18 +65,37 @@ def _draw(state: int, k: int, m: int, out: np.ndarray, pool: np.ndarray) -> None
 
 
 @njit(cache=True, nogil=True)
-def draw_matrix(seed: Any, permutations: Any, kmax: Any, m: Any) -> np.ndarray:
-    """Random draws shared by all regions: row ``p`` holds ``kmax`` distinct ints < ``m``.
+def draw_matrix(seed: Any, permutations: Any, width: Any, m: Any) -> np.ndarray:
+    """Random draws shared by all regions: row ``p`` holds ``width`` distinct ints < ``m``.
 
-    Row ``p`` depends only on ``(seed, p, kmax, m)``, so every chunk of regions and every
-    worker that builds the matrix for the same graph gets the same numbers. As in esda, a
-    region with ``k`` neighbours uses the first ``k`` draws of each row.
+    Row ``p`` depends only on ``(seed, p, width, m)``, so every chunk of regions and every
+    worker that builds the matrix for the same graph gets the same numbers.
     """
-    out = np.empty((permutations, kmax), dtype=np.int64)
+    out = np.empty((permutations, width), dtype=np.int64)
     pool = np.empty(max(m, 1), dtype=np.int64)
     for p in range(permutations):
-        _draw(_stream(seed, p), kmax, m, out[p], pool)
+        _draw(_stream(seed, p), width, m, out[p], pool)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _hits(draws: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every region, the (permutation, position) pairs where it was drawn, as CSR."""
+    permutations, width = draws.shape
+    start = np.zeros(n + 1, dtype=np.int64)
+    for p in range(permutations):
+        for t in range(width):
+            start[draws[p, t] + 1] += 1
+    start = np.cumsum(start)
+    fill = start[:-1].copy()
+    where = np.empty((permutations * width, 2), dtype=np.int64)
+    for p in range(permutations):
+        for t in range(width):
+            r = draws[p, t]
+            where[fill[r], 0] = p
+            where[fill[r], 1] = t
+            fill[r] += 1
+    return start, where
 
 
 @njit(cache=True, nogil=True)
@@ -90,6 +110,14 @@ def crand_counts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Count conditional-randomisation neighbour sums at or above / at or below the observed.
 
+    Every permutation ``p`` draws one random sequence of ``kmax + 1`` distinct regions,
+    shared by all regions. Region ``i`` with ``k`` neighbours takes the first ``k`` regions
+    of that sequence other than itself: the first ``k`` of a uniform random order of the
+    other regions, so a uniform sample without replacement, as conditional randomisation
+    requires. Unless ``i`` is among them, that is the same set for every region with ``k``
+    neighbours, so the permuted sums are computed once per ``k``, sorted, and each region's
+    counts come from a binary search, corrected for the permutations that drew ``i``.
+
     Parameters
     ----------
     values : (n, S) float64, C-contiguous
@@ -99,10 +127,8 @@ def crand_counts(
     rows : (r,) int64
         The regions to test (a chunk).
     permutations, seed, kmax : int
-        The draw matrix is :func:`draw_matrix` ``(seed, permutations, kmax, n - 1)``, with
-        ``kmax`` the largest neighbour count of the whole graph (not of the chunk), so that
-        every chunking gives the same numbers. Drawn index ``j >= i`` stands for ``j + 1``:
-        region ``i`` never draws itself.
+        ``kmax`` is the largest neighbour count of the whole graph (not of the chunk), so
+        that every chunking gives the same numbers.
 
     Returns
     -------
@@ -110,28 +136,86 @@ def crand_counts(
         For each series and region, how many permuted sums were >= and <= the observed sum.
     """
     n, n_series = values.shape
-    draws = draw_matrix(seed, permutations, kmax, n - 1)
+    width = min(kmax + 1, n)
+    draws = draw_matrix(seed, permutations, width, n)
+    hit_start, hit_where = _hits(draws, n)
     ge = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
     le = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
-    observed = np.empty(n_series)
-    acc = np.empty(n_series)
-    for pos in range(rows.shape[0]):
-        i = rows[pos]
-        start, k = indptr[i], indptr[i + 1] - indptr[i]
+    card = indptr[rows + 1] - indptr[rows]
+    for k in np.unique(card):
         if k == 0:
             continue
-        observed[:] = 0.0
-        for t in range(k):
-            observed += values[indices[start + t]]
+        sims = np.zeros((n_series, permutations))
         for p in range(permutations):
-            acc[:] = 0.0
             for t in range(k):
-                j = draws[p, t]
-                acc += values[j + 1 if j >= i else j]
+                sims[:, p] += values[draws[p, t]]
+        members = np.flatnonzero(card == k)
+        search = members.size >= SEARCH_FROM  # sorting pays off for many regions only
+        ordered = sims
+        if search:
+            ordered = np.empty_like(sims)
             for s in range(n_series):
-                ge[s, pos] += acc[s] >= observed[s]
-                le[s, pos] += acc[s] <= observed[s]
+                ordered[s] = np.sort(sims[s])
+        for pos in members:
+            _count_region(
+                values,
+                indptr,
+                indices,
+                rows[pos],
+                k,
+                draws,
+                sims,
+                ordered,
+                search,
+                hit_start,
+                hit_where,
+                ge[:, pos],
+                le[:, pos],
+            )
     return ge, le
+
+
+@njit(cache=True, nogil=True)
+def _count_region(
+    values: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    i: int,
+    k: int,
+    draws: np.ndarray,
+    sims: np.ndarray,
+    ordered: np.ndarray,
+    search: bool,
+    hit_start: np.ndarray,
+    hit_where: np.ndarray,
+    ge: np.ndarray,
+    le: np.ndarray,
+) -> None:
+    """Counts of one region from the shared sums (binary search in ``ordered`` or a scan of
+    ``sims``), then the fixes for the permutations that drew the region itself."""
+    n_series, permutations = sims.shape
+    observed = np.zeros(n_series)
+    for t in range(indptr[i], indptr[i + 1]):
+        observed += values[indices[t]]
+    for s in range(n_series):
+        if search:
+            ge[s] = permutations - np.searchsorted(ordered[s], observed[s], side="left")
+            le[s] = np.searchsorted(ordered[s], observed[s], side="right")
+        else:
+            ge[s] = np.sum(sims[s] >= observed[s])
+            le[s] = np.sum(sims[s] <= observed[s])
+    alt = np.empty(n_series)
+    for h in range(hit_start[i], hit_start[i + 1]):
+        p, t = hit_where[h, 0], hit_where[h, 1]
+        if t >= k:
+            continue
+        alt[:] = 0.0  # the first k + 1 draws without region i
+        for u in range(k + 1):
+            if draws[p, u] != i:
+                alt += values[draws[p, u]]
+        for s in range(n_series):
+            ge[s] += (alt[s] >= observed[s]) - (sims[s, p] >= observed[s])
+            le[s] += (alt[s] <= observed[s]) - (sims[s, p] <= observed[s])
 
 
 @njit(cache=True, nogil=True)

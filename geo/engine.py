@@ -31,7 +31,7 @@ from geo.hotspots import (
 from geo.weights import SpatialWeights
 
 Progress = Callable[[int, int], None]
-MIN_CHUNK = 256
+MIN_CHUNK = 4096
 GLOBAL_BLOCK = 128  # global Moran permutations per task
 
 
@@ -59,20 +59,18 @@ def run_panel(
         Called with ``(tasks done, tasks in all)`` as tasks finish.
     """
     groups = batches(values, weights, method)
-    chunk = chunk_size or _auto_chunk(weights.n)
-    plan = [_tasks(b, opts, chunk, scheduler) for b in groups]
-    flat = [t for local, glob in plan for t in (*local, *glob)]
+    plan = [_tasks(b, opts, chunk_size, scheduler) for b in groups]
+    flat = [t for local, glob in plan for t in (*(task for _, task in local), *glob)]
     done = compute(flat, scheduler, progress)
     out: list[HotSpotResult | None] = [None] * values.shape[0]
     at = 0
     for batch, (local, glob) in zip(groups, plan, strict=True):
         parts, at = done[at : at + len(local)], at + len(local)
         gparts, at = done[at : at + len(glob)], at + len(glob)
-        counts = _join(parts) if parts else None
+        counts = _join([rows for rows, _ in local], parts, batch) if parts else None
         gcounts = _sum(gparts) if gparts else None
-        for pos, result in zip(
-            batch.series, finish(batch, counts, gcounts, weights.ids, opts), strict=True
-        ):
+        results = finish(batch, counts, gcounts, weights.ids, opts)
+        for pos, result in zip(batch.series, results, strict=True):
             out[pos] = result
     return [r for r in out if r is not None]
 
@@ -81,7 +79,23 @@ def _auto_chunk(n: int) -> int:
     return max(MIN_CHUNK, math.ceil(n / (4 * (os.cpu_count() or 1))))
 
 
-def _tasks(batch: Batch, opts: Options, chunk: int, scheduler: Any) -> tuple[list[Any], list[Any]]:
+def row_chunks(cardinalities: np.ndarray, chunk: int) -> list[np.ndarray]:
+    """Regions grouped by neighbour count, large groups split into pieces of ``chunk``.
+
+    The kernel shares its permuted sums among the regions with the same neighbour count,
+    so a task that holds whole groups does the least work.
+    """
+    order = np.argsort(cardinalities, kind="stable")
+    bounds = np.flatnonzero(np.diff(cardinalities[order])) + 1
+    out: list[np.ndarray] = []
+    for group in np.split(order, bounds):
+        out.extend(group[i : i + chunk] for i in range(0, len(group), chunk))
+    return [np.sort(g).astype(np.int64) for g in out if len(g)]
+
+
+def _tasks(
+    batch: Batch, opts: Options, chunk_size: int | None, scheduler: Any
+) -> tuple[list[tuple[np.ndarray, Any]], list[Any]]:
     """Delayed permutation-count tasks of one batch: region chunks, global-Moran blocks."""
     adj = batch.weights.adjacency
     n = batch.weights.n
@@ -98,9 +112,10 @@ def _tasks(batch: Batch, opts: Options, chunk: int, scheduler: Any) -> tuple[lis
     local = []
     if opts.permutations:
         kernel = dask.delayed(crand_counts, pure=True)
-        for start in range(0, n, chunk):
-            rows = np.arange(start, min(n, start + chunk), dtype=np.int64)
-            local.append(kernel(data, indptr, indices, rows, perms, seed, np.int64(batch.kmax)))
+        chunk = chunk_size or _auto_chunk(n)
+        for rows in row_chunks(batch.weights.cardinalities, chunk):
+            task = kernel(data, indptr, indices, rows, perms, seed, np.int64(batch.kmax))
+            local.append((rows, task))
     glob = []
     total = opts.global_permutations
     if total and n <= GLOBAL_PERMUTATION_LIMIT:
@@ -118,11 +133,15 @@ def _share(array: np.ndarray, scheduler: Any) -> Any:
     return dask.delayed(array, pure=True)
 
 
-def _join(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        np.concatenate([p[0] for p in parts], axis=1),
-        np.concatenate([p[1] for p in parts], axis=1),
-    )
+def _join(
+    rows: Sequence[np.ndarray], parts: Sequence[tuple[np.ndarray, np.ndarray]], batch: Batch
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of all regions from the per-chunk counts."""
+    shape = (len(batch.series), batch.weights.n)
+    ge, le = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    for idx, (g, l_) in zip(rows, parts, strict=True):
+        ge[:, idx], le[:, idx] = g, l_
+    return ge, le
 
 
 def _sum(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
