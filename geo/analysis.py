@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import math
@@ -24,10 +23,10 @@ from geo.defaults import (
     DEFAULT_SEED,
 )
 from geo.engine import Progress, panel_cube, run_panel
-from geo.errors import InvalidParameterError
+from geo.errors import AnalysisNotReadyError, InvalidParameterError
 from geo.hotspots import LISA_CODES, HotSpotResult, Options, panel
 from geo.settings import Settings
-from geo.store import AnalysisRecord, DatasetInfo, Store, canonical_json
+from geo.store import DONE, RUNNING, AnalysisRecord, DatasetInfo, Store, canonical_json
 from geo.weights import SpatialWeights, WeightsSpec, build_weights
 
 
@@ -37,13 +36,15 @@ class AnalysisParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str = Field(description="Dataset id, as listed by GET /datasets.")
-    indicators: list[str] | None = Field(
-        default=None, description="Indicator codes; default: the dataset's first indicator."
-    )
-    years: list[int] | None = Field(
+    indicators: list[str] | Literal["all"] | None = Field(
         default=None,
-        description="Years; default: the latest year in which the indicator covers at least "
-        "95 % of the area's regions (else its latest year).",
+        description='Indicator codes, or "all"; default: the dataset\'s first indicator.',
+    )
+    years: list[int] | Literal["all"] | None = Field(
+        default=None,
+        description='Years, or "all" (every year with data for the indicators); default: '
+        "the latest year in which the indicator covers at least 95 % of the area's regions "
+        "(else its latest year).",
     )
     level: int = Field(default=3, ge=0, le=3, description="NUTS level 0-3.")
     area: str = Field(
@@ -80,7 +81,7 @@ class AnalysisParams(BaseModel):
 
     @field_validator("indicators", "years")
     @classmethod
-    def _non_empty(cls, value: list[Any] | None) -> list[Any] | None:
+    def _non_empty(cls, value: list[Any] | str | None) -> list[Any] | str | None:
         if value is not None and not value:
             raise ValueError("give at least one value, or leave it out for the default")
         return value
@@ -111,14 +112,17 @@ def resolve_params(
     layer = load_boundaries(settings)
     ids = resolve(settings, layer, params.area, params.level)
     codes = [i.code for i in info.indicators]
-    indicators = params.indicators or codes[:1]
+    indicators = codes if params.indicators == "all" else (params.indicators or codes[:1])
     unknown = [i for i in indicators if i not in codes]
     if unknown:
         raise InvalidParameterError(
             f"dataset {info.id!r} has no indicator {unknown}; valid indicators: {codes}"
         )
-    years = params.years or [_default_year(store, info.id, indicators[0], ids)]
     available = {y for ind in info.indicators if ind.code in indicators for y in ind.years}
+    if params.years == "all":
+        years = sorted(available)
+    else:
+        years = params.years or [_default_year(store, info.id, indicators[0], ids)]
     missing = sorted(set(years) - available)
     if missing:
         raise InvalidParameterError(
@@ -154,10 +158,10 @@ def run_analysis(
     """
     started = time.perf_counter()
     params, ids = resolve_params(settings, store, params)
-    assert params.indicators is not None and params.years is not None
+    indicators, years = series_of(params)
     layer = load_boundaries(settings).loc[ids]
-    obs = store.observations(params.dataset, params.indicators, params.years, geos=ids)
-    cube = panel_cube(obs, params.indicators, params.years, ids)
+    obs = store.observations(params.dataset, indicators, years, geos=ids)
+    cube = panel_cube(obs, indicators, years, ids)
     values = cube.stack(series=("indicator", "time")).transpose("series", "region")
     weights = build_weights(layer[["geometry"]], params.weights)
     results = run_panel(
@@ -177,6 +181,13 @@ def run_analysis(
     summary = {"series": [p[2] for p in parts], "n_regions": len(ids)}
     catch = gpd.GeoDataFrame(catch, geometry="geometry", crs=4326)
     return AnalysisOutput(params, regions, catch, summary, time.perf_counter() - started)
+
+
+def series_of(params: AnalysisParams) -> tuple[list[str], list[int]]:
+    """The indicators and years of resolved parameters (see :func:`resolve_params`)."""
+    if not isinstance(params.indicators, list) or not isinstance(params.years, list):
+        raise InvalidParameterError("parameters are not resolved; call resolve_params first")
+    return params.indicators, params.years
 
 
 def options(params: AnalysisParams) -> Options:
@@ -229,7 +240,7 @@ def series_summary(
         "year": year,
         "global_moran": {
             "I": _finite(gm.I),
-            "EI": gm.EI,
+            "EI": _finite(gm.EI),
             "z_norm": _finite(gm.z_norm),
             "p_norm": _finite(gm.p_norm),
             "p_sim": _finite(gm.p_sim),
@@ -237,6 +248,7 @@ def series_summary(
         },
         "class_counts": counts,
         "n_hot": int(result.hot.sum()),
+        "n_tested": int((result.status == "ok").sum()),
         "missing": result.excluded,
         "isolates": result.isolates,
         "catchments": json.loads(catch.drop(columns="geometry").to_json(orient="records")),
@@ -253,35 +265,6 @@ def _scheduler(settings: Settings) -> Any:
 
         return Client(settings.scheduler)
     return settings.scheduler
-
-
-def analyse_and_store(
-    settings: Settings,
-    store: Store,
-    params: AnalysisParams,
-    scheduler: Any = None,
-) -> AnalysisRecord:
-    """Run an analysis unless an identical one is stored, and return the stored record."""
-    resolved, _ = resolve_params(settings, store, params)
-    aid = analysis_id(resolved, store.dataset(resolved.dataset))
-    existing = store.find_analysis(aid)
-    if existing is not None and existing.status == "done":
-        return existing
-    out = run_analysis(settings, store, resolved, scheduler)
-    record = AnalysisRecord(
-        id=aid,
-        dataset_id=resolved.dataset,
-        params=resolved.model_dump(),
-        status="done",
-        error=None,
-        summary=out.summary,
-        duration_s=out.duration_s,
-        created_at=dt.datetime.now(dt.UTC),
-        regions=out.regions,
-        catchments=out.catchments,
-    )
-    store.put_analysis(record)
-    return store.analysis(aid, with_tables=False)
 
 
 def pick_series(record: AnalysisRecord, indicator: str | None, year: int | None) -> tuple[str, int]:
@@ -304,7 +287,13 @@ def series_layers(
     settings: Settings, record: AnalysisRecord, indicator: str, year: int
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]:
     """Regions (statistics joined to the NUTS attributes and geometry) and catchments."""
-    assert record.regions is not None and record.catchments is not None
+    if record.status != DONE or record.regions is None or record.catchments is None:
+        detail = f" ({record.progress:.0f} % done)" if record.status == RUNNING else ""
+        reason = f": {record.error}" if record.error else ""
+        raise AnalysisNotReadyError(
+            f"analysis {record.id} is {record.status}{detail}{reason}; its results are "
+            "available once it is done"
+        )
     frame = record.regions
     frame = frame[(frame["indicator"] == indicator) & (frame["year"] == year)]
     layer = load_boundaries(settings).loc[frame["region"]]

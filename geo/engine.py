@@ -27,6 +27,7 @@ from geo.hotspots import (
     Options,
     batches,
     finish,
+    untested,
 )
 from geo.weights import SpatialWeights
 
@@ -72,7 +73,10 @@ def run_panel(
         results = finish(batch, counts, gcounts, weights.ids, opts)
         for pos, result in zip(batch.series, results, strict=True):
             out[pos] = result
-    return [r for r in out if r is not None]
+    return [
+        r if r is not None else untested(values[s], weights.ids, method, opts)
+        for s, r in enumerate(out)
+    ]
 
 
 def _auto_chunk(n: int) -> int:

@@ -39,6 +39,13 @@ class UnknownAnalysisError(NotFoundError):
     title = "Unknown analysis"
 
 
+class AnalysisNotReadyError(AlpClustersError):
+    """The analysis exists but has no results (yet): it is queued, running or failed."""
+
+    code = "analysis-not-ready"
+    title = "Analysis not ready"
+
+
 class InvalidParameterError(AlpClustersError, ValueError):
     """A parameter has a value outside its allowed set or range.
 

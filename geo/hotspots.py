@@ -35,8 +35,10 @@ CONFIDENCE_LEVELS = (0.10, 0.05, 0.01)  # Gi_Bin +-1, +-2, +-3
 GLOBAL_PERMUTATIONS = 999  # global Moran's I: at most this many permutations ...
 GLOBAL_PERMUTATION_LIMIT = 50_000  # ... and only up to this many regions (else analytic)
 
-# Region status, and GeoDa's LISA cluster codes.
-OK, ISOLATE, MISSING = "ok", "isolate", "missing"
+# Region status, and GeoDa's LISA cluster codes. "untested": the region has a value but its
+# series has fewer than MIN_REGIONS values, too few for any inference.
+OK, ISOLATE, MISSING, UNTESTED = "ok", "isolate", "missing", "untested"
+MIN_REGIONS = 3
 LISA_CODES = {
     "not significant": 0,
     "HH": 1,
@@ -219,7 +221,10 @@ def panel(values: np.ndarray | pd.Series | pd.DataFrame, weights: SpatialWeights
 
 
 def batches(values: np.ndarray, weights: SpatialWeights, method: str) -> list[Batch]:
-    """Group the series of a (series, regions) panel by missing values; compute analytics."""
+    """Group the series of a (series, regions) panel by missing values; compute analytics.
+
+    Series with fewer than :data:`MIN_REGIONS` values are left out: see :func:`untested`.
+    """
     if method not in METHODS:
         raise InvalidParameterError(f"method {method!r} not understood; use {list(METHODS)}")
     valid = np.isfinite(values)
@@ -229,10 +234,8 @@ def batches(values: np.ndarray, weights: SpatialWeights, method: str) -> list[Ba
     out = []
     for members in groups.values():
         mask = valid[members[0]]
-        if mask.sum() < 3:
-            raise InvalidParameterError(
-                f"only {int(mask.sum())} regions have a value; at least 3 are needed"
-            )
+        if mask.sum() < MIN_REGIONS:
+            continue  # see untested()
         x = values[np.ix_(np.array(members), np.flatnonzero(mask))]
         w = weights.subset(mask)
         build = _gi_star_batch if method == "gi_star" else _local_moran_batch
@@ -471,6 +474,40 @@ def _result(
         correction=opts.correction,
         inference=opts.inference if batch.method == "gi_star" else "permutation",
         stats=stats_out,
+    )
+
+
+def untested(row: np.ndarray, ids: np.ndarray, method: str, opts: Options) -> HotSpotResult:
+    """The result of a series with too few values for any inference: nothing significant."""
+    n = len(row)
+    valid = np.isfinite(row)
+    status = np.where(valid, UNTESTED, MISSING)
+    nan = np.full(n, np.nan)
+    if method == "gi_star":
+        extra = {"z": nan, "p_norm": nan, "bin": np.zeros(n, dtype=int)}
+    else:
+        extra = {
+            "I": nan,
+            "quadrant": np.full(n, ""),
+            "cluster": np.full(n, LISA_CODES["undefined"]),
+        }
+    gm = GlobalMoran(np.nan, np.nan, np.nan, np.nan, np.nan, 0)
+    return HotSpotResult(
+        method=method,
+        ids=ids,
+        value=row.astype(float),
+        status=status,
+        n_neighbors=np.full(n, -1),
+        p_sim=nan,
+        significant=np.zeros(n, dtype=bool),
+        hot=np.zeros(n, dtype=bool),
+        global_moran=gm,
+        permutations=opts.permutations,
+        seed=opts.seed,
+        alpha=opts.alpha,
+        correction=opts.correction,
+        inference=opts.inference if method == "gi_star" else "permutation",
+        stats=extra,
     )
 
 

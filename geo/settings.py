@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         default=5, ge=0, le=9, description="Decimal places of GeoJSON coordinates."
     )
     max_permutations: int = Field(default=99_999, ge=0)
+    background_work: float = Field(
+        default=5e7,
+        gt=0,
+        description="Series x regions x permutations above which POST /analyses answers 202 "
+        "and computes in the background.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

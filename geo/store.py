@@ -69,7 +69,11 @@ analyses = sa.Table(
     sa.Column("catchments", sa.LargeBinary, nullable=True),
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("progress", sa.Float, nullable=False, default=0.0),
 )
+
+# Analysis states: queued -> running (with progress) -> done | failed.
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class AnalysisRecord:
     created_at: dt.datetime
     regions: pd.DataFrame | None = None
     catchments: gpd.GeoDataFrame | None = None
+    progress: float = 0.0
 
 
 def make_engine(url: str) -> Engine:
@@ -132,6 +137,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def put_dataset(
         self, meta: dict[str, Any], labels: dict[str, tuple[str, str]], table: pd.DataFrame
@@ -255,10 +261,28 @@ class Store:
             "created_at": record.created_at,
             "regions": _to_parquet(record.regions),
             "catchments": _to_parquet(record.catchments),
+            "progress": record.progress,
         }
         with self.engine.begin() as conn:
             conn.execute(sa.delete(analyses).where(analyses.c.id == record.id))
             conn.execute(sa.insert(analyses), [values])
+
+    def set_progress(self, analysis_id: str, status: str, progress: float) -> None:
+        """Record the state of a running analysis."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(analyses)
+                .where(analyses.c.id == analysis_id)
+                .values(status=status, progress=progress)
+            )
+
+    def fail_unfinished(self, reason: str) -> list[str]:
+        """Mark queued and running analyses as failed (after a restart); return their ids."""
+        unfinished = analyses.c.status.in_([QUEUED, RUNNING])
+        with self.engine.begin() as conn:
+            ids = list(conn.scalars(sa.select(analyses.c.id).where(unfinished)))
+            conn.execute(sa.update(analyses).where(unfinished).values(status=FAILED, error=reason))
+        return ids
 
     def analysis(self, analysis_id: str, with_tables: bool = True) -> AnalysisRecord:
         cols = (
@@ -272,6 +296,7 @@ class Store:
             raise UnknownAnalysisError(f"unknown analysis {analysis_id!r}")
         data = row._asdict()
         data["created_at"] = _utc(data["created_at"])
+        data["progress"] = data.get("progress") or 0.0
         regions = data.pop("regions", None)
         catch = data.pop("catchments", None)
         return AnalysisRecord(
@@ -295,6 +320,14 @@ class Store:
                 )
             )
         return [self.analysis(i, with_tables=False) for i in ids]
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a store made by an earlier version up to the current columns."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns("analyses")}
+    if "progress" not in present:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE analyses ADD COLUMN progress FLOAT DEFAULT 0"))
 
 
 def _utc(stamp: dt.datetime) -> dt.datetime:

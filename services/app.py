@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from geo import __version__
 from geo._kernels import warm_up
 from geo.boundaries import load_boundaries
+from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import Store
 from maps.assets import CSS_DIR, LEAFLET_DIR, assets_missing
@@ -32,11 +33,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = Store(settings.database_url)
         load_boundaries(settings)  # read (or fetch) once, before the first request
         app.state.scheduler = _scheduler(settings)
+        interrupted = app.state.store.fail_unfinished("interrupted by a service restart")
+        if interrupted:
+            log.warning("marked %d interrupted analyses as failed", len(interrupted))
+        app.state.runner = AnalysisRunner(
+            settings, app.state.store, app.state.scheduler, settings.background_work
+        )
         warm_up()  # the first analysis must not pay for kernel loading
         missing = assets_missing()
         if missing:
             log.warning("map assets missing (run 'make assets'): %s", missing)
         yield
+        app.state.runner.close()
         if hasattr(app.state.scheduler, "close"):
             app.state.scheduler.close()
         app.state.store.engine.dispose()

@@ -147,15 +147,17 @@ def demo(
     analyse: Annotated[bool, typer.Option(help="Also run the default analysis.")] = True,
 ) -> None:
     """Load the boundaries and the demo datasets; run the default Gi* analysis."""
-    from geo.analysis import AnalysisParams, analyse_and_store
+    from geo.analysis import AnalysisParams
     from geo.indicators import load_demo
+    from geo.jobs import AnalysisRunner
 
     settings = _settings()
     store = _store(settings)
     for info in load_demo(settings, store):
         typer.echo(f"dataset {info.id}: {info.n_rows} rows")
     if analyse:
-        record = analyse_and_store(settings, store, AnalysisParams(dataset="nama_10r_3gdp"))
+        runner = AnalysisRunner(settings, store)
+        record = runner.submit(AnalysisParams(dataset="nama_10r_3gdp"), wait=True)
         typer.echo(f"analysis {record.id}: {json.dumps(record.params)}")
 
 

@@ -9,6 +9,7 @@ import geopandas as gpd
 from fastapi import Depends, Query, Request
 
 from geo.analysis import pick_series, series_layers
+from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import AnalysisRecord, Store
 
@@ -23,13 +24,14 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def get_scheduler(request: Request) -> Any:
-    return request.app.state.scheduler
+def get_runner(request: Request) -> AnalysisRunner:
+    runner: AnalysisRunner = request.app.state.runner
+    return runner
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
-SchedulerDep = Annotated[Any, Depends(get_scheduler)]
+RunnerDep = Annotated[AnalysisRunner, Depends(get_runner)]
 
 LevelQuery = Annotated[int, Query(ge=0, le=3, description="NUTS level, 0 (countries) to 3.")]
 AreaQuery = Annotated[

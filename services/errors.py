@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo.errors import (
     AlpClustersError,
+    AnalysisNotReadyError,
     DataSourceError,
     IngestError,
     InvalidParameterError,
@@ -28,6 +29,7 @@ TYPE_BASE = "https://alpclusters.eu/problems/"
 STATUS: dict[type[AlpClustersError], int] = {
     AlpClustersError: 400,
     NotFoundError: 404,
+    AnalysisNotReadyError: 409,
     UnknownAreaError: 400,
     UnknownRegionError: 400,
     InvalidParameterError: 400,

@@ -39,7 +39,8 @@ class Dataset(BaseModel):
 
 class Analysis(BaseModel):
     id: str
-    status: str
+    status: str = Field(description="queued, running, done or failed.")
+    progress: float = Field(description="Percent of the computation done.")
     params: AnalysisParams
     created_at: dt.datetime
     duration_s: float | None

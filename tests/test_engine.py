@@ -218,3 +218,17 @@ def test_progress_reaches_the_total(case):
         progress=lambda done, total: seen.append((done, total)),
     )
     assert seen[-1][0] == seen[-1][1] and len(seen) == seen[-1][1]
+
+
+def test_series_with_too_few_values_is_untested(case):
+    """A series with fewer than three values is reported, untested, never significant."""
+    w, _, values = case
+    panel = values[:2].copy()
+    panel[1, 2:] = np.nan
+    results = run_panel(panel, w, "local_moran", Options(99, 1), scheduler="sync")
+    short = results[1]
+    assert list(short.status[:2]) == ["untested", "untested"]
+    assert set(short.status[2:]) == {"missing"}
+    assert not short.significant.any() and np.isnan(short.p_sim).all()
+    assert set(short.stats["cluster"]) == {5}
+    assert results[0].status[0] in ("ok", "isolate")

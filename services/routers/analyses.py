@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
-from geo.analysis import AnalysisParams, analyse_and_store
+from geo.analysis import AnalysisParams
 from geo.geojson import feature_collection
-from geo.store import AnalysisRecord
-from services.dependencies import SchedulerDep, SeriesDep, SettingsDep, StoreDep
+from geo.store import DONE, AnalysisRecord
+from services.dependencies import RunnerDep, SeriesDep, SettingsDep, StoreDep
 from services.responses import GeoJSONResponse
 from services.schemas import Analysis, AnalysisList
 
@@ -21,6 +21,7 @@ def analysis_out(record: AnalysisRecord, request: Request) -> Analysis:
     return Analysis(
         id=record.id,
         status=record.status,
+        progress=record.progress,
         params=AnalysisParams(**record.params),
         created_at=record.created_at,
         duration_s=record.duration_s,
@@ -41,19 +42,21 @@ def analysis_out(record: AnalysisRecord, request: Request) -> Analysis:
     response_model=Analysis,
     status_code=status.HTTP_201_CREATED,
     summary="Run an analysis",
+    responses={202: {"model": Analysis, "description": "Accepted: running in the background"}},
 )
 def create_analysis(
-    params: AnalysisParams,
-    settings: SettingsDep,
-    store: StoreDep,
-    scheduler: SchedulerDep,
-    request: Request,
+    params: AnalysisParams, runner: RunnerDep, request: Request, response: Response
 ) -> Analysis:
     """Run hot spots and catchments for the given indicators and years.
 
-    An identical request (same parameters, same dataset content) returns the stored result.
+    Small analyses answer 201 with their results; long ones answer 202 at once and run in
+    the background (poll ``GET /analyses/{id}`` for ``progress``). An identical request
+    (same parameters, same dataset content) returns the stored or running analysis.
     """
-    record = analyse_and_store(settings, store, params, scheduler)
+    record = runner.submit(params)
+    if record.status != DONE:
+        response.status_code = status.HTTP_202_ACCEPTED
+    response.headers["Location"] = str(request.url_for("get_analysis", analysis_id=record.id))
     return analysis_out(record, request)
 
 
