@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from geo.areas import resolve
-from geo.boundaries import load_boundaries
+from geo.boundaries import layer_key, load_boundaries
 from geo.catchments import catchment_labels, catchments
 from geo.defaults import (
     COVERAGE_FOR_DEFAULT_YEAR,
@@ -27,7 +27,7 @@ from geo.errors import AnalysisNotReadyError, InvalidParameterError
 from geo.hotspots import LISA_CODES, HotSpotResult, Options, panel
 from geo.settings import Settings
 from geo.store import DONE, RUNNING, AnalysisRecord, DatasetInfo, Store, canonical_json
-from geo.weights import SpatialWeights, WeightsSpec, build_weights
+from geo.weights import SpatialWeights, WeightsSpec, cached_weights
 
 
 class AnalysisParams(BaseModel):
@@ -163,7 +163,9 @@ def run_analysis(
     obs = store.observations(params.dataset, indicators, years, geos=ids)
     cube = panel_cube(obs, indicators, years, ids)
     values = cube.stack(series=("indicator", "time")).transpose("series", "region")
-    weights = build_weights(layer[["geometry"]], params.weights)
+    weights = cached_weights(
+        layer[["geometry"]], params.weights, settings.cache_dir, layer_key(settings)
+    )
     results = run_panel(
         values.values,
         weights,

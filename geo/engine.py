@@ -15,9 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dask
 import numpy as np
-import xarray as xr
 
 from geo._kernels import crand_counts, moran_counts
 from geo.hotspots import (
@@ -60,6 +58,8 @@ def run_panel(
         Called with ``(tasks done, tasks in all)`` as tasks finish.
     """
     groups = batches(values, weights, method)
+    if scheduler == "sync" and progress is None:
+        return _direct(values, groups, weights, method, opts)
     plan = [_tasks(b, opts, chunk_size, scheduler) for b in groups]
     flat = [t for local, glob in plan for t in (*(task for _, task in local), *glob)]
     done = compute(flat, scheduler, progress)
@@ -76,6 +76,34 @@ def run_panel(
     return [
         r if r is not None else untested(values[s], weights.ids, method, opts)
         for s, r in enumerate(out)
+    ]
+
+
+def _direct(
+    values: np.ndarray, groups: list[Batch], weights: SpatialWeights, method: str, opts: Options
+) -> list[HotSpotResult]:
+    """The same computation without dask, for one small panel in this thread."""
+    out: dict[int, HotSpotResult] = {}
+    for batch in groups:
+        adj = batch.weights.adjacency
+        ip, ix = adj.indptr.astype(np.int64), adj.indices.astype(np.int64)
+        seed = np.uint64(opts.seed)
+        counts = None
+        if opts.permutations:
+            rows = np.arange(batch.weights.n, dtype=np.int64)
+            counts = crand_counts(
+                batch.data, ip, ix, rows, np.int64(opts.permutations), seed, np.int64(batch.kmax)
+            )
+        gcounts = None
+        if opts.global_permutations and batch.weights.n <= GLOBAL_PERMUTATION_LIMIT:
+            gcounts = moran_counts(
+                batch.centred, ip, ix, np.int64(0), np.int64(opts.global_permutations), seed
+            )
+        out.update(
+            zip(batch.series, finish(batch, counts, gcounts, weights.ids, opts), strict=True)
+        )
+    return [
+        out.get(s) or untested(values[s], weights.ids, method, opts) for s in range(values.shape[0])
     ]
 
 
@@ -112,6 +140,8 @@ def _tasks(
             batch.centred,
         )
     )
+    import dask
+
     seed, perms = np.uint64(opts.seed), np.int64(opts.permutations)
     local = []
     if opts.permutations:
@@ -132,6 +162,8 @@ def _tasks(
 
 def _share(array: np.ndarray, scheduler: Any) -> Any:
     """One graph key per array (scattered once to a distributed cluster)."""
+    import dask
+
     if hasattr(scheduler, "scatter"):
         return scheduler.scatter(array, broadcast=False, hash=True)
     return dask.delayed(array, pure=True)
@@ -154,6 +186,8 @@ def _sum(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
 
 def compute(tasks: list[Any], scheduler: Any, progress: Progress | None = None) -> list[Any]:
     """Compute delayed tasks on a scheduler name or a distributed client, with progress."""
+    import dask
+
     if not tasks:
         return []
     if hasattr(scheduler, "compute"):  # a distributed.Client
@@ -187,9 +221,11 @@ def panel_cube(
     years: Sequence[int],
     ids: Sequence[str],
     chunk_size: int | None = None,
-) -> xr.DataArray:
+) -> Any:
     """Observations (``indicator, geo, time, value``) as a dask-backed (indicator, time,
     region) cube aligned with ``ids``; missing cells are NaN."""
+    import xarray as xr
+
     series = frame.set_index(["indicator", "time", "geo"])["value"]
     cube = (
         xr.DataArray.from_series(series)
@@ -201,8 +237,10 @@ def panel_cube(
 
 def results_dataset(
     results: Sequence[HotSpotResult], indicators: Sequence[str], years: Sequence[int]
-) -> xr.Dataset:
-    """Per-region results of a panel as an (indicator, time, region) dataset."""
+) -> Any:
+    """Per-region results of a panel as an (indicator, time, region) ``xarray.Dataset``."""
+    import xarray as xr
+
     shape = (len(indicators), len(years), len(results[0].ids))
     frames = [r.to_frame() for r in results]
     names = [c for c in frames[0].columns if c != "status"]

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
+from scipy.special import ndtr
 
 from geo.errors import InvalidParameterError
 from geo.weights import SpatialWeights
@@ -253,7 +253,7 @@ def _gi_star_batch(series: np.ndarray, mask: np.ndarray, w: SpatialWeights, x: n
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (x + lag - mean * c) / (s * np.sqrt((n * c - c**2) / (n - 1)))
     z[:, w.cardinalities == 0] = np.nan
-    p_norm = 2.0 * stats.norm.sf(np.abs(z))
+    p_norm = 2.0 * ndtr(-np.abs(z))
     return Batch(
         "gi_star",
         series,
@@ -314,7 +314,7 @@ def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, 
         "I": moran_i,
         "EI": np.full_like(moran_i, ei),
         "z_norm": z,
-        "p_norm": 2.0 * stats.norm.sf(np.abs(z)),
+        "p_norm": 2.0 * ndtr(-np.abs(z)),
     }
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -139,3 +142,28 @@ def _binary_adjacency(graph: object, ids: np.ndarray) -> sp.csr_array:
     adj.data[:] = 1.0
     adj.sort_indices()
     return sp.csr_array(adj)
+
+
+def cached_weights(
+    gdf: gpd.GeoDataFrame, spec: str | WeightsSpec, cache_dir: Path, layer: str
+) -> SpatialWeights:
+    """:func:`build_weights`, kept on disk per layer, region set and specification.
+
+    libpysal builds the graph once; later processes read the compressed adjacency, which
+    spares them libpysal's import and the contiguity search (the cold start of a service).
+    """
+    ws = spec if isinstance(spec, WeightsSpec) else WeightsSpec.parse(spec)
+    ids = np.asarray(gdf.index.astype(str))
+    digest = hashlib.sha256("\n".join([layer, str(ws), *ids]).encode()).hexdigest()[:20]
+    path = cache_dir / "weights" / f"{digest}.npz"
+    if path.is_file():
+        with np.load(path) as npz:
+            adj = sp.csr_array((npz["data"], npz["indices"], npz["indptr"]), shape=(len(ids),) * 2)
+        return SpatialWeights(ids, adj, ws)
+    weights = build_weights(gdf, ws)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    adj = weights.adjacency
+    np.savez_compressed(tmp, data=adj.data, indices=adj.indices, indptr=adj.indptr)
+    tmp.replace(path)
+    return weights
