@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,7 +25,7 @@ from geo.defaults import (
 )
 from geo.engine import Progress, panel_cube, run_panel
 from geo.errors import AnalysisNotReadyError, InvalidParameterError
-from geo.hotspots import LISA_CODES, HotSpotResult, Options, panel
+from geo.hotspots import LISA_CODES, MIN_REGIONS, HotSpotResult, Options, panel
 from geo.settings import Settings
 from geo.store import DONE, RUNNING, AnalysisRecord, DatasetInfo, Store, canonical_json
 from geo.weights import SpatialWeights, WeightsSpec, cached_weights
@@ -163,6 +164,12 @@ def run_analysis(
     obs = store.observations(params.dataset, indicators, years, geos=ids)
     cube = panel_cube(obs, indicators, years, ids)
     values = cube.stack(series=("indicator", "time")).transpose("series", "region")
+    counts = np.isfinite(values.values).sum(axis=1)
+    if counts.max(initial=0) < MIN_REGIONS:
+        raise InvalidParameterError(
+            f"no series of {params.dataset!r} has {MIN_REGIONS} or more regions with a value "
+            f"in area {params.area!r} at level {params.level} (most: {counts.max(initial=0)})"
+        )
     weights = cached_weights(
         layer[["geometry"]], params.weights, settings.cache_dir, layer_key(settings)
     )
