@@ -1,83 +1,165 @@
-"""``python -m bench``: time our statistics against PySAL esda on the same inputs.
+"""``python -m bench``: time ``geo.engine.run_panel`` against PySAL esda on the same inputs.
 
-Each case prints our time, esda's time measured in the same run, and the ratio. esda is
-timed warm (its numba compilation is excluded by a first untimed call).
+Every side of every case runs in its own fresh process (``python -m bench.worker``), so
+peak memory is measured per side. The table shows the warm times, esda's first (cold)
+call, the ratio, the peak RSS of both sides, and whether each target is met. Raw records
+go to ``bench/out/results.json``. See ``bench/README.md`` for the cases.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
 import time
-import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
 
-import numpy as np
+from bench.cases import FULL, GROUPS, QUICK, Case, Sizes, plan
+from bench.coldstart import ColdStartError, cold_start
+from bench.report import Record, Records, render
+from bench.worker import DEFAULT_OUT, ENGINE_MISSING
 
-from geo.areas import resolve
-from geo.boundaries import load_boundaries
-from geo.hotspots import gi_star, local_moran
-from geo.indicators import load_eurostat
-from geo.settings import Settings
-from geo.weights import build_weights
+WORKER_TIMEOUT_S = 900
 
 
-def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+class EngineMissingError(Exception):
+    """The engine under test is not importable: stop before spending minutes on esda."""
 
 
-def alpine_case(settings: Settings) -> tuple[np.ndarray, Any, Any]:
-    """GDP per inhabitant 2018 on the Alpine Space NUTS-3 regions, queen weights."""
-    layer = load_boundaries(settings)
-    ids = resolve(settings, layer, "alpine-space", 3)
-    gdp, _ = load_eurostat(settings, "nama_10r_3gdp")
-    gdp = gdp[(gdp["unit"] == "EUR_HAB") & (gdp["time"].astype(int) == 2018)]
-    values = gdp.set_index("geo")["value"].astype(float).reindex(ids)
-    valid = values.notna().to_numpy()
-    weights = build_weights(layer.loc[ids], "queen").subset(valid)
-    return values.to_numpy()[valid], weights, layer.loc[np.asarray(ids)[valid]]
+def worker_flags(args: argparse.Namespace) -> list[str]:
+    """Options passed on to every worker."""
+    flags = ["--out", str(args.out)]
+    if args.quick:
+        flags.append("--quick")
+    if args.legacy:
+        flags.append("--legacy")
+    if args.esda_series is not None:
+        flags += ["--esda-series", str(args.esda_series)]
+    return flags
 
 
-def main() -> None:
-    import esda
-    from libpysal.graph import Graph
+def run_worker(case: str, side: str, args: argparse.Namespace) -> Record:
+    """One ``python -m bench.worker`` process; its JSON record, or ``{"error": ...}``."""
+    command = [sys.executable, "-m", "bench.worker", case, side, *worker_flags(args)]
+    try:
+        proc = subprocess.run(
+            command, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {WORKER_TIMEOUT_S} s"}
+    if proc.returncode == ENGINE_MISSING:
+        raise EngineMissingError(proc.stderr.strip().splitlines()[-1])
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-15:]
+        return {"error": f"exit status {proc.returncode}:\n      " + "\n      ".join(tail)}
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
-    warnings.filterwarnings("ignore")
-    settings = Settings()
-    y, weights, _ = alpine_case(settings)
-    w = Graph.from_sparse(weights.adjacency, ids=weights.ids).to_W()
-    perms = 9999
-    esda.G_Local(y, w, transform="B", star=True, permutations=99, n_jobs=1, seed=1)
-    esda.Moran_Local(y, w, transformation="r", permutations=99, n_jobs=1, seed=1)
-    gi_star(y, weights, permutations=99, seed=1)
-    rows = [
-        (
-            "Gi* alpine NUTS-3, 9,999 perms",
-            best_of(lambda: gi_star(y, weights, permutations=perms, seed=1)),
-            best_of(
-                lambda: esda.G_Local(
-                    y, w, transform="B", star=True, permutations=perms, n_jobs=1, seed=1
-                )
-            ),
-        ),
-        (
-            "Local Moran alpine NUTS-3, 9,999 perms",
-            best_of(lambda: local_moran(y, weights, permutations=perms, seed=1)),
-            best_of(
-                lambda: esda.Moran_Local(
-                    y, w, transformation="r", permutations=perms, n_jobs=1, seed=1
-                )
-            ),
-        ),
+
+def run_cold(side: str, sizes: Sizes) -> Record:
+    """Case 4 for one side: launches ``python -c`` processes itself."""
+    try:
+        return cold_start(side, sizes.cold_year, sizes.cold_permutations, sizes.cold_launches)
+    except ColdStartError as exc:
+        return {"error": str(exc).splitlines()[-1]}
+
+
+def run_one(case: Case, side: str, args: argparse.Namespace, sizes: Sizes) -> Record:
+    """Run one (case, side) and log its duration on stderr."""
+    started = time.perf_counter()
+    log(f"{case.key:12} {side:4} ...")
+    record = run_cold(side, sizes) if case.group == "cold" else run_worker(case.key, side, args)
+    status = "FAILED" if "error" in record else f"{record['time_s']:.2f} s"
+    log(f"{case.key:12} {side:4} {status} (wall {time.perf_counter() - started:.0f} s)")
+    return record
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def preflight(args: argparse.Namespace) -> str:
+    """Check that the engine imports and takes the benchmark's arguments; name it."""
+    record = run_worker("preflight", "ours", args)
+    if "error" in record:
+        raise SystemExit(f"bench: the engine preflight failed: {record['error']}")
+    return str(record["engine"])
+
+
+def header(args: argparse.Namespace, engine: str) -> list[str]:
+    """What ran where: date, machine, versions, engine, mode."""
+    versions = ", ".join(
+        f"{name} {importlib.metadata.version(name)}"
+        for name in ("numpy", "numba", "dask", "distributed", "esda", "libpysal")
+    )
+    lines = [
+        f"AlpClusters benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        f"  {versions}",
+        f"  ours: {engine}",
+        "  ours runs on scheduler='threads' (all cores) in cases 1-2, on LocalClusters in "
+        "case 3; esda runs with n_jobs=1",
     ]
-    print(f"{'case':42} {'ours (s)':>10} {'esda (s)':>10} {'ratio':>8}")
-    for name, ours, ref in rows:
-        print(f"{name:42} {ours:10.3f} {ref:10.3f} {ref / ours:7.1f}x")
+    if args.legacy:
+        lines.append("  LEGACY MODE: 'ours' is the per-series geo.hotspots loop, not the engine")
+    if args.quick:
+        lines.append("  QUICK MODE: reduced sizes to check the harness; not the benchmark")
+    return lines
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        default=",".join(GROUPS),
+        help=f"comma-separated groups to run (default: all of {','.join(GROUPS)})",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
+    parser.add_argument(
+        "--legacy",
+        action="store_true",
+        help="time the per-series geo.hotspots functions instead of geo.engine.run_panel",
+    )
+    parser.add_argument(
+        "--esda-series",
+        type=int,
+        default=None,
+        help="time esda on this many atlas series and extrapolate linearly (default: all)",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="outputs and results.json")
+    args = parser.parse_args(argv)
+    groups = tuple(g.strip() for g in args.only.split(",") if g.strip())
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        parser.error(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
+    args.groups = groups
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    try:
+        engine = preflight(args) if set(args.groups) - {"cold"} else "geo.hotspots.gi_star"
+        records: Records = {}
+        for case, side in plan(args.groups):
+            records[(case.key, side)] = run_one(case, side, args, sizes)
+    except EngineMissingError as exc:
+        print(f"bench: cannot benchmark the engine.\n  {exc}", file=sys.stderr)
+        return 2
+    print(render(records, header(args, engine)))
+    print(f"\n  total wall time {time.perf_counter() - started:.0f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    dump = [{"case": c, "side": s, **r} for (c, s), r in records.items()]
+    (args.out / "results.json").write_text(json.dumps(dump, indent=2, default=float))
+    return 1 if any("error" in r for r in records.values()) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The benchmark table: one row per case, then the footnotes that qualify the numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from bench import checks
+from bench.cases import (
+    ATLAS_MIN_RATIO,
+    COLD_START_MAX_S,
+    ESDA,
+    FINE_MIN_RATIO,
+    OURS,
+    SCALEOUT_MIN_SPEEDUP,
+)
+
+Record = dict[str, Any]
+Records = dict[tuple[str, str], Record]
+METHOD_NAME = {"gi_star": "Gi*", "local_moran": "Local Moran"}
+COLUMNS = (  # header, alignment
+    ("case", "<"),
+    ("ours s", ">"),
+    ("esda s", ">"),
+    ("ratio", ">"),
+    ("esda 1st s", ">"),
+    ("ours MiB", ">"),
+    ("esda MiB", ">"),
+    ("target", "<"),
+    ("met", "<"),
+)
+
+
+@dataclass
+class Row:
+    """One line of the table; ``None`` cells print as a dash."""
+
+    case: str
+    ours_s: float | None = None
+    esda_s: float | None = None
+    ratio: float | None = None
+    esda_first_s: float | None = None
+    ours_mb: str | None = None
+    esda_mb: str | None = None
+    target: str = "—"
+    met: bool | None = None
+
+
+@dataclass
+class Report:
+    """Rows and footnotes gathered from the records."""
+
+    rows: list[Row]
+    notes: list[str]
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _mb(record: Record | None) -> str | None:
+    return None if not record or "rss_mb" not in record else f"{record['rss_mb']:.0f}"
+
+
+def _ok(record: Record | None) -> TypeGuard[Record]:
+    """Whether a run happened and succeeded."""
+    return record is not None and "error" not in record
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or not den else num / den
+
+
+def _cells(row: Row) -> list[str]:
+    met = "—" if row.met is None else ("yes" if row.met else "NO")
+    ratio = "—" if row.ratio is None else f"{row.ratio:.{1 if row.ratio >= 10 else 2}f}x"
+    return [
+        row.case,
+        _num(row.ours_s),
+        _num(row.esda_s),
+        ratio,
+        _num(row.esda_first_s),
+        row.ours_mb or "—",
+        row.esda_mb or "—",
+        row.target,
+        met,
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a text table with a header and a rule, columns as wide as needed."""
+    cells = [[name for name, _ in COLUMNS]] + [_cells(row) for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    fmt = "  ".join(
+        f"{{:{align}{width}}}" for (_, align), width in zip(COLUMNS, widths, strict=True)
+    )
+    lines = [fmt.format(*line).rstrip() for line in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _versus_row(label: str, ours: Record | None, ref: Record | None) -> Row:
+    """A row comparing our record with esda's (either may be missing or failed)."""
+    ours_s = ours["time_s"] if _ok(ours) else None
+    esda_s = ref["time_s"] if _ok(ref) else None
+    return Row(
+        case=label,
+        ours_s=ours_s,
+        esda_s=esda_s,
+        ratio=_ratio(esda_s, ours_s),
+        esda_first_s=ref.get("first_s") if _ok(ref) else None,
+        ours_mb=_mb(ours) if _ok(ours) else None,
+        esda_mb=_mb(ref) if _ok(ref) else None,
+    )
+
+
+def _errors(records: Records, keys: list[tuple[str, str]], tag: str) -> list[str]:
+    return [
+        f"{tag} {side}: FAILED: {records[(case, side)]['error']}"
+        for case, side in keys
+        if (case, side) in records and "error" in records[(case, side)]
+    ]
+
+
+def _esda_notes(tag: str, ref: Record | None) -> list[str]:
+    if not _ok(ref):
+        return []
+    timed = ref.get("series_timed", ref["series"])
+    if timed < ref["series"]:
+        return [
+            f"{tag} esda: {timed} of {ref['series']} series timed ({ref['measured_s']:.1f} s), "
+            f"x{ref['series'] / timed:g} (linear extrapolation)"
+        ]
+    return []
+
+
+def _check_note(tag: str, ours: Record | None, ref: Record | None, method: str) -> list[str]:
+    if not (_ok(ours) and _ok(ref) and "outputs" in ours and "outputs" in ref):
+        return []
+    return [f"{tag} check: {checks.versus_esda(ours['outputs'], ref['outputs'], method)}"]
+
+
+def atlas_rows(records: Records, tags: tuple[str, str] = ("1a", "1b")) -> Report:
+    """Case 1: the Europe-wide panel, ours (one run_panel call) against esda's loop."""
+    rows, notes = [], []
+    for tag, case in zip(tags, ("atlas-gi", "atlas-moran"), strict=True):
+        ours, ref = records.get((case, OURS)), records.get((case, ESDA))
+        if ours is None and ref is None:
+            continue
+        any_rec = ours if _ok(ours) else ref
+        size = (
+            f"{any_rec['series']}x{any_rec['n']:,}, {any_rec['permutations']:,} p"
+            if _ok(any_rec)
+            else ""
+        )
+        method = "gi_star" if case.endswith("gi") else "local_moran"
+        row = _versus_row(f"{tag} Atlas {METHOD_NAME[method]} {size}", ours, ref)
+        row.target = f">= {ATLAS_MIN_RATIO:g}x esda"
+        row.met = None if row.ratio is None else row.ratio >= ATLAS_MIN_RATIO
+        rows.append(row)
+        notes += _esda_notes(tag, ref) + _check_note(tag, ours, ref, method)
+        notes += _errors(records, [(case, OURS), (case, ESDA)], tag)
+        if tag == tags[0] and _ok(any_rec):
+            notes.append(f"{tag} input: {any_rec['input']}")
+    return Report(rows, notes)
+
+
+def fine_rows(records: Records) -> Report:
+    """Case 2: one variable on the fine lattice; esda with its default keep_simulations."""
+    rows, notes = [], []
+    for tag, case in (("2a", "fine-gi"), ("2b", "fine-moran")):
+        ours, ref = records.get((case, OURS)), records.get((case, ESDA))
+        if ours is None and ref is None:
+            continue
+        any_rec = ours if _ok(ours) else ref
+        size = f"{any_rec['n']:,} cells, {any_rec['permutations']:,} p" if _ok(any_rec) else ""
+        method = "gi_star" if case.endswith("gi") else "local_moran"
+        row = _versus_row(f"{tag} Lattice {METHOD_NAME[method]} {size}", ours, ref)
+        row.target = f">= {FINE_MIN_RATIO:g}x, RSS < esda"
+        if row.ratio is not None and _ok(ours) and _ok(ref):
+            row.met = row.ratio >= FINE_MIN_RATIO and ours["rss_mb"] < ref["rss_mb"]
+        rows.append(row)
+        notes += _check_note(tag, ours, ref, method)
+        notes += _errors(records, [(case, OURS), (case, ESDA)], tag)
+    return Report(rows, notes)
+
+
+def _workers_mb(record: Record) -> str:
+    return f"{max(record['worker_rss_mb'].values()):.0f}/wkr"
+
+
+def _cluster_note(tag: str, record: Record) -> str:
+    per_worker = ", ".join(f"{mb:.0f}" for mb in record["worker_rss_mb"].values())
+    return (
+        f"{tag}: {record['workers']} worker(s), chunk_size {record['chunk_size']:,} "
+        f"(>= {record['tasks']} region tasks); peak RSS per worker {per_worker} MiB, "
+        f"client process {record['rss_mb']:.0f} MiB; runs {_runs(record)}; "
+        f"untimed first call on the fresh cluster ({record['first_input']}): "
+        f"{record['first_s']:.1f} s"
+    )
+
+
+def _runs(record: Record) -> str:
+    return ", ".join(f"{t:.2f}" for t in record["runs"]) + " s"
+
+
+def _cluster_row(tag: str, record: Record) -> Row:
+    label = f"{tag} Cluster W={record['workers']} Gi* {record['n']:,} cells"
+    return Row(
+        f"{label}, {record['permutations']} p", record["time_s"], ours_mb=_workers_mb(record)
+    )
+
+
+def _scaleout_pair(
+    records: Records, keys: tuple[str, str], tags: tuple[str, str], target: float | None
+) -> Report:
+    """Rows of one problem on 1 then 2 workers; the second row carries the speed-up."""
+    rows, notes = [], []
+    pair = [records.get((key, OURS)) for key in keys]
+    for tag, rec in zip(tags, pair, strict=True):
+        if rec is None:
+            continue
+        if not _ok(rec):
+            notes.append(f"{tag}: FAILED: {rec['error']}")
+            continue
+        rows.append(_cluster_row(tag, rec))
+        notes.append(_cluster_note(tag, rec))
+    one, two = pair
+    if _ok(one) and _ok(two):
+        speedup = one["time_s"] / two["time_s"]
+        rows[-1].ratio = speedup
+        if target is not None:
+            rows[-1].target = f">= {target:g}x vs W=1"
+            rows[-1].met = speedup >= target
+    return Report(rows, notes)
+
+
+def scaleout_rows(records: Records) -> Report:
+    """Case 3: ours on 1 and 2 single-threaded worker processes, lattice then a million."""
+    fine = _scaleout_pair(records, ("cluster-1", "cluster-2"), ("3a", "3b"), SCALEOUT_MIN_SPEEDUP)
+    million = _scaleout_pair(records, ("million-1", "million-2"), ("3c", "3d"), None)
+    notes = fine.notes + million.notes + _determinism(records)
+    return Report(fine.rows + million.rows, notes)
+
+
+def _determinism(records: Records) -> list[str]:
+    """Same seed, same p-values on threads, 1 worker and 2 workers (different chunkings)."""
+    keys = [("fine-gi", OURS), ("cluster-1", OURS), ("cluster-2", OURS)]
+    paths = [records[k]["outputs"] for k in keys if _ok(records.get(k)) and "outputs" in records[k]]
+    if len(paths) < 2:
+        return []
+    same = "identical" if checks.identical(paths) else "DIFFERENT"
+    return [f"3 check: Gi* p_sim on threads / W=1 / W=2 ({len(paths)} runs) are {same}"]
+
+
+def cold_rows(records: Records) -> Report:
+    """Case 4: launch to first Gi* result on the Alpine layer, ours and esda."""
+    ours, ref = records.get(("cold", OURS)), records.get(("cold", ESDA))
+    if ours is None and ref is None:
+        return Report([], [])
+    any_rec = ours if _ok(ours) else ref
+    label = f"4 Cold start Alpine Gi* {any_rec['n']} reg" if _ok(any_rec) else "4 Cold start"
+    row = _versus_row(label, ours, ref)
+    row.esda_first_s = None  # the esda column already is its cold time
+    row.target = f"ours < {COLD_START_MAX_S:g} s"
+    row.met = None if row.ours_s is None else row.ours_s < COLD_START_MAX_S
+    notes = [
+        f"4 {side}: launch to result, median of {_runs(rec)}"
+        for side, rec in ((OURS, ours), (ESDA, ref))
+        if _ok(rec)
+    ]
+    notes += _errors(records, [("cold", OURS), ("cold", ESDA)], "4")
+    return Report([row], notes)
+
+
+BUILDERS: tuple[Callable[[Records], Report], ...] = (
+    atlas_rows,
+    fine_rows,
+    scaleout_rows,
+    cold_rows,
+)
+
+LEGEND = (
+    "ours s, esda s: best warm wall-clock time (esda n_jobs=1, numba compilation excluded)",
+    "ratio: esda s / ours s; rows 3b and 3d: W=1 time / W=2 time (the speed-up)",
+    "esda 1st s: esda's first call in a fresh process, compilation included",
+    "  (atlas: one series; lattice: the whole call)",
+    "MiB: peak RSS (ru_maxrss) of each side's own process; /wkr: largest dask worker",
+)
+
+
+def _repeat_errors(records: Records) -> list[str]:
+    """Repeated runs that failed after a successful one (the table uses the good runs)."""
+    return [
+        f"{case} {side}: a repeated run failed ({rec['repeat_error']})"
+        for (case, side), rec in records.items()
+        if "repeat_error" in rec
+    ]
+
+
+def build(records: Records) -> Report:
+    """All rows and notes, in case order."""
+    rows, notes = [], []
+    for builder in BUILDERS:
+        part = builder(records)
+        rows += part.rows
+        notes += part.notes
+    return Report(rows, notes + _repeat_errors(records))
+
+
+def render(records: Records, header: list[str]) -> str:
+    """Header lines, the table, the legend and the footnotes."""
+    report = build(records)
+    lines = [*header, "", table(report.rows), ""]
+    lines += [f"  {line}" for line in LEGEND]
+    lines += [f"  {note}" for note in report.notes]
+    return "\n".join(lines)
