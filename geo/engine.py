@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -145,7 +146,7 @@ def _tasks(
     seed, perms = np.uint64(opts.seed), np.int64(opts.permutations)
     local = []
     if opts.permutations:
-        kernel = dask.delayed(crand_counts, pure=True)
+        kernel = dask.delayed(local_task, pure=False)  # pure=True would hash every array
         chunk = chunk_size or _auto_chunk(n)
         for rows in row_chunks(batch.weights.cardinalities, chunk):
             task = kernel(data, indptr, indices, rows, perms, seed, np.int64(batch.kmax))
@@ -153,11 +154,23 @@ def _tasks(
     glob = []
     total = opts.global_permutations
     if total and n <= GLOBAL_PERMUTATION_LIMIT:
-        kernel = dask.delayed(moran_counts, pure=True)
+        kernel = dask.delayed(global_task, pure=False)
         for first in range(0, total, GLOBAL_BLOCK):
             last = min(total, first + GLOBAL_BLOCK)
             glob.append(kernel(centred, indptr, indices, np.int64(first), np.int64(last), seed))
     return local, glob
+
+
+def local_task(*args: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`geo._kernels.crand_counts` as a task. Tasks name plain functions, so a worker
+    imports the kernel (and its compiled code from numba's disk cache) instead of
+    unpickling a dispatcher and compiling it again."""
+    return crand_counts(*args)
+
+
+def global_task(*args: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`geo._kernels.moran_counts` as a task (see :func:`local_task`)."""
+    return moran_counts(*args)
 
 
 def _share(array: np.ndarray, scheduler: Any) -> Any:
@@ -165,8 +178,9 @@ def _share(array: np.ndarray, scheduler: Any) -> Any:
     import dask
 
     if hasattr(scheduler, "scatter"):
-        return scheduler.scatter(array, broadcast=False, hash=True)
-    return dask.delayed(array, pure=True)
+        # hash=False: a repeated call must not reuse a key the last call is releasing
+        return scheduler.scatter(array, broadcast=False, hash=False)
+    return dask.delayed(array, name=f"array-{uuid.uuid4().hex}")  # named: no hashing
 
 
 def _join(

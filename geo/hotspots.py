@@ -294,15 +294,16 @@ def _local_moran_batch(
 def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, np.ndarray]:
     """Global Moran's I, its expectation and z under randomisation (esda ``Moran``)."""
     n = centred.shape[1]
-    row_w = row_standardised(w.adjacency)
-    s0 = float(row_w.sum())
+    adj = w.adjacency
+    card = w.cardinalities.astype(float)
+    inv = np.divide(1.0, card, out=np.zeros(n), where=card > 0)
+    s0 = float((card > 0).sum())  # every non-isolate row sums to one
     ss = (centred**2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        moran_i = n / s0 * np.einsum("sn,sn->s", centred, (row_w @ centred.T).T) / ss
+        lag = (adj @ centred.T).T * inv
+        moran_i = n / s0 * np.einsum("sn,sn->s", centred, lag) / ss
     ei = -1.0 / (n - 1)
-    both = row_w + row_w.T
-    s1 = float(both.multiply(both).sum()) / 2.0
-    s2 = float(((np.asarray(row_w.sum(axis=1)) + np.asarray(row_w.sum(axis=0))) ** 2).sum())
+    s1, s2 = _moment_sums(adj, inv, symmetric=w.spec.kind != "knn")
     k = ((centred**4).sum(axis=1) / n) / (ss / n) ** 2
     n2, s02 = n * n, s0 * s0
     a = n * ((n2 - 3 * n + 3) * s1 - n * s2 + 3 * s02)
@@ -316,6 +317,24 @@ def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, 
         "z_norm": z,
         "p_norm": 2.0 * ndtr(-np.abs(z)),
     }
+
+
+def _moment_sums(adj: sp.csr_array, inv: np.ndarray, symmetric: bool) -> tuple[float, float]:
+    """esda's ``s1`` and ``s2`` of the row-standardised weights ``w_ij = a_ij / k_i``.
+
+    ``s1 = sum_ij w_ij^2 + sum_ij w_ij w_ji`` and ``s2 = sum_i (1 + sum_j w_ji)^2`` over
+    non-isolates, computed on the binary adjacency without forming ``W + W'``. Contiguity
+    and distance bands are symmetric (``a_ji = a_ij``); knn graphs are looked up.
+    """
+    rows = np.repeat(np.arange(adj.shape[0]), np.diff(adj.indptr))
+    cols = adj.indices
+    both = inv[rows] * inv[cols]
+    if not symmetric and adj.nnz:
+        both = both * np.asarray(adj[cols, rows]).ravel()  # a_ji for every edge ij
+    s1 = float(inv.sum() + both.sum())
+    col = np.bincount(cols, weights=inv[rows], minlength=adj.shape[0])
+    row = (inv > 0).astype(float)
+    return s1, float(((row + col) ** 2).sum())
 
 
 def row_standardised(adjacency: sp.csr_array) -> sp.csr_array:
@@ -450,8 +469,9 @@ def _result(
     """Spread the valid regions' arrays over all regions."""
     valid = batch.valid
     isolate = batch.weights.cardinalities == 0
-    status = np.full(valid.shape, MISSING, dtype=object)
-    status[valid] = np.where(isolate, ISOLATE, OK)
+    isolated = np.zeros(valid.shape, dtype=bool)
+    isolated[valid] = isolate
+    status = np.where(valid, np.where(isolated, ISOLATE, OK), MISSING)
     values = np.full(valid.shape, np.nan)
     values[valid] = batch.raw[pos]
     stats_out = {}
@@ -462,7 +482,7 @@ def _result(
         method=batch.method,
         ids=ids,
         value=values,
-        status=status.astype(str),
+        status=status,
         n_neighbors=_scatter(valid, batch.weights.cardinalities, -1),
         p_sim=_scatter(valid, p_sim),
         significant=_scatter(valid, sig, False),

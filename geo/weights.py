@@ -84,6 +84,8 @@ class SpatialWeights:
 
     def subset(self, keep: np.ndarray) -> SpatialWeights:
         """The weights among the regions where the boolean ``keep`` is true."""
+        if keep.all():
+            return self
         idx = np.flatnonzero(keep)
         sub = sp.csr_array(self.adjacency[idx][:, idx])
         sub.sort_indices()
