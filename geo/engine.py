@@ -60,52 +60,58 @@ def run_panel(
     """
     groups = batches(values, weights, method)
     if scheduler == "sync" and progress is None:
-        return _direct(values, groups, weights, method, opts)
+        counted = [_count_here(b, opts) for b in groups]
+    else:
+        counted = _count_with_dask(groups, opts, chunk_size, scheduler, progress)
+    out: dict[int, HotSpotResult] = {}
+    for batch, (counts, gcounts) in zip(groups, counted, strict=True):
+        results = finish(batch, counts, gcounts, weights.ids, opts)
+        out.update(zip(batch.series, results, strict=True))
+    return [
+        out.get(s) or untested(values[s], weights.ids, method, opts) for s in range(values.shape[0])
+    ]
+
+
+Counts = tuple[np.ndarray, np.ndarray] | None
+
+
+def _count_here(batch: Batch, opts: Options) -> tuple[Counts, Counts]:
+    """Local and global permutation counts of one batch, in this thread, without dask."""
+    adj = batch.weights.adjacency
+    ip, ix = adj.indptr.astype(np.int64), adj.indices.astype(np.int64)
+    seed = np.uint64(opts.seed)
+    counts = gcounts = None
+    if opts.permutations:
+        rows = np.arange(batch.weights.n, dtype=np.int64)
+        counts = crand_counts(
+            batch.data, ip, ix, rows, np.int64(opts.permutations), seed, np.int64(batch.kmax)
+        )
+    if opts.global_permutations and batch.weights.n <= GLOBAL_PERMUTATION_LIMIT:
+        gcounts = moran_counts(
+            batch.centred, ip, ix, np.int64(0), np.int64(opts.global_permutations), seed
+        )
+    return counts, gcounts
+
+
+def _count_with_dask(
+    groups: list[Batch],
+    opts: Options,
+    chunk_size: int | None,
+    scheduler: Any,
+    progress: Progress | None,
+) -> list[tuple[Counts, Counts]]:
+    """The counts of every batch from one dask graph of region-chunk and global tasks."""
     plan = [_tasks(b, opts, chunk_size, scheduler) for b in groups]
     flat = [t for local, glob in plan for t in (*(task for _, task in local), *glob)]
     done = compute(flat, scheduler, progress)
-    out: list[HotSpotResult | None] = [None] * values.shape[0]
+    out: list[tuple[Counts, Counts]] = []
     at = 0
     for batch, (local, glob) in zip(groups, plan, strict=True):
         parts, at = done[at : at + len(local)], at + len(local)
         gparts, at = done[at : at + len(glob)], at + len(glob)
         counts = _join([rows for rows, _ in local], parts, batch) if parts else None
-        gcounts = _sum(gparts) if gparts else None
-        results = finish(batch, counts, gcounts, weights.ids, opts)
-        for pos, result in zip(batch.series, results, strict=True):
-            out[pos] = result
-    return [
-        r if r is not None else untested(values[s], weights.ids, method, opts)
-        for s, r in enumerate(out)
-    ]
-
-
-def _direct(
-    values: np.ndarray, groups: list[Batch], weights: SpatialWeights, method: str, opts: Options
-) -> list[HotSpotResult]:
-    """The same computation without dask, for one small panel in this thread."""
-    out: dict[int, HotSpotResult] = {}
-    for batch in groups:
-        adj = batch.weights.adjacency
-        ip, ix = adj.indptr.astype(np.int64), adj.indices.astype(np.int64)
-        seed = np.uint64(opts.seed)
-        counts = None
-        if opts.permutations:
-            rows = np.arange(batch.weights.n, dtype=np.int64)
-            counts = crand_counts(
-                batch.data, ip, ix, rows, np.int64(opts.permutations), seed, np.int64(batch.kmax)
-            )
-        gcounts = None
-        if opts.global_permutations and batch.weights.n <= GLOBAL_PERMUTATION_LIMIT:
-            gcounts = moran_counts(
-                batch.centred, ip, ix, np.int64(0), np.int64(opts.global_permutations), seed
-            )
-        out.update(
-            zip(batch.series, finish(batch, counts, gcounts, weights.ids, opts), strict=True)
-        )
-    return [
-        out.get(s) or untested(values[s], weights.ids, method, opts) for s in range(values.shape[0])
-    ]
+        out.append((counts, _sum(gparts) if gparts else None))
+    return out
 
 
 def _auto_chunk(n: int) -> int:
