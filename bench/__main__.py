@@ -23,13 +23,13 @@ from pathlib import Path
 from bench.cases import FULL, GROUPS, QUICK, Case, Sizes, plan
 from bench.coldstart import ColdStartError, cold_start
 from bench.report import Record, Records, render
-from bench.worker import DEFAULT_OUT, ENGINE_MISSING
+from bench.worker import DEFAULT_OUT
 
 WORKER_TIMEOUT_S = 900
 
 
-class EngineMissingError(Exception):
-    """The engine under test is not importable: stop before spending minutes on esda."""
+class EngineFailedError(Exception):
+    """The engine preflight failed: stop before spending minutes on esda."""
 
 
 def worker_flags(args: argparse.Namespace) -> list[str]:
@@ -37,8 +37,6 @@ def worker_flags(args: argparse.Namespace) -> list[str]:
     flags = ["--out", str(args.out)]
     if args.quick:
         flags.append("--quick")
-    if args.legacy:
-        flags.append("--legacy")
     if args.esda_series is not None:
         flags += ["--esda-series", str(args.esda_series)]
     return flags
@@ -53,8 +51,6 @@ def run_worker(case: str, side: str, args: argparse.Namespace) -> Record:
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {WORKER_TIMEOUT_S} s"}
-    if proc.returncode == ENGINE_MISSING:
-        raise EngineMissingError(proc.stderr.strip().splitlines()[-1])
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-15:]
         return {"error": f"exit status {proc.returncode}:\n      " + "\n      ".join(tail)}
@@ -84,10 +80,10 @@ def log(message: str) -> None:
 
 
 def preflight(args: argparse.Namespace) -> str:
-    """Check that the engine imports and takes the benchmark's arguments; name it."""
+    """Check that the engine runs on a tiny panel and returns what the cases expect; name it."""
     record = run_worker("preflight", "ours", args)
     if "error" in record:
-        raise SystemExit(f"bench: the engine preflight failed: {record['error']}")
+        raise EngineFailedError(f"the engine preflight failed: {record['error']}")
     return str(record["engine"])
 
 
@@ -105,8 +101,6 @@ def header(args: argparse.Namespace, engine: str) -> list[str]:
         "  ours runs on scheduler='threads' (all cores) in cases 1-2, on LocalClusters in "
         "case 3; esda runs with n_jobs=1",
     ]
-    if args.legacy:
-        lines.append("  LEGACY MODE: 'ours' is the per-series geo.hotspots loop, not the engine")
     if args.quick:
         lines.append("  QUICK MODE: reduced sizes to check the harness; not the benchmark")
     return lines
@@ -120,11 +114,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"comma-separated groups to run (default: all of {','.join(GROUPS)})",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
-    parser.add_argument(
-        "--legacy",
-        action="store_true",
-        help="time the per-series geo.hotspots functions instead of geo.engine.run_panel",
-    )
     parser.add_argument(
         "--esda-series",
         type=int,
@@ -150,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records: Records = {}
         for case, side in plan(args.groups):
             records[(case.key, side)] = run_one(case, side, args, sizes)
-    except EngineMissingError as exc:
+    except EngineFailedError as exc:
         print(f"bench: cannot benchmark the engine.\n  {exc}", file=sys.stderr)
         return 2
     print(render(records, header(args, engine)))

@@ -3,13 +3,11 @@
 The last line on stdout is a JSON record: the best warm time, every timed run, the first
 (cold) call, the peak RSS of this process (``ru_maxrss``) and, on clusters, of every
 worker. Statistics and p-values go to ``OUT/CASE-SIDE.npz`` for the agreement checks.
-Exit status 3 means the engine under test cannot be imported.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -30,18 +28,16 @@ from bench.cases import (
     chunk_size,
     lattice_side,
 )
-from bench.engine import EngineUnavailableError, RunPanel, describe, load_run_panel
 from bench.inputs import Panel, atlas_panel, lattice_panel
 from bench.memory import peak_rss_mb, worker_peak_rss_mb
 from bench.timing import Timed, best_of, timed
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 STAT_KEY = {"gi_star": "z", "local_moran": "I"}  # the deterministic statistic compared
-ENGINE_MISSING = 3
 
 
 def engine_options(method: str, permutations: int, **extra: Any) -> dict[str, Any]:
-    """The ``run_panel`` keyword arguments shared by every case."""
+    """The keyword arguments of :func:`bench.engine.run_engine` shared by every case."""
     return {
         "method": method,
         "permutations": permutations,
@@ -103,15 +99,17 @@ def record(case: Case, side: str, panel: Panel, permutations: int, **fields: Any
     }
 
 
-def run_ours(case: Case, sizes: Sizes, run_panel: RunPanel, out: Path) -> dict[str, Any]:
+def run_ours(case: Case, sizes: Sizes, out: Path) -> dict[str, Any]:
     """One ``run_panel`` call over the whole panel on the threaded scheduler."""
+    from bench.engine import run_engine
+
     panel = panel_for(case, sizes)
     perms = permutations_for(case, sizes)
     options = engine_options(case.method, perms, chunk_size=None, scheduler="threads")
     rss_inputs = peak_rss_mb()
 
     def call() -> list[Any]:
-        return run_panel(panel.values, panel.weights, **options)
+        return run_engine(panel.values, panel.weights, **options)
 
     first_s = timed(call)[1]  # warm-up: loads the compiled kernels, starts the thread pool
     runs: Timed[list[Any]] = best_of(call)
@@ -174,19 +172,21 @@ def run_esda(case: Case, sizes: Sizes, timed_series: int | None, out: Path) -> d
     )
 
 
-def warm_worker(legacy: bool, method: str) -> bool:
+def warm_worker(method: str) -> bool:
     """On a cluster worker: import the engine and load its kernels on a tiny lattice."""
-    run_panel = load_run_panel(legacy)
+    from bench.engine import run_engine
+
     tiny = lattice_panel(8)
-    run_panel(tiny.values, tiny.weights, **engine_options(method, 9, scheduler="threads"))
+    run_engine(tiny.values, tiny.weights, **engine_options(method, 9, scheduler="threads"))
     return True
 
 
-def run_cluster(case: Case, sizes: Sizes, legacy: bool, out: Path) -> dict[str, Any]:
+def run_cluster(case: Case, sizes: Sizes, out: Path) -> dict[str, Any]:
     """``run_panel`` on a ``LocalCluster`` of ``case.workers`` single-threaded processes."""
     from distributed import Client, LocalCluster
 
-    run_panel = load_run_panel(legacy)
+    from bench.engine import run_engine
+
     panel = panel_for(case, sizes)
     perms = sizes.lattice_permutations
     chunk = chunk_size(panel.weights.n)
@@ -196,14 +196,14 @@ def run_cluster(case: Case, sizes: Sizes, legacy: bool, out: Path) -> dict[str, 
         ) as cluster,
         Client(cluster) as client,
     ):
-        client.run(warm_worker, legacy, case.method)
+        client.run(warm_worker, case.method)
         tiny = lattice_panel(32)
         options = engine_options(case.method, 9, chunk_size=128, scheduler=client)
         # the first call on a fresh cluster, on a small lattice: warms the scheduler path
-        first_s = timed(lambda: run_panel(tiny.values, tiny.weights, **options))[1]
+        first_s = timed(lambda: run_engine(tiny.values, tiny.weights, **options))[1]
         options = engine_options(case.method, perms, chunk_size=chunk, scheduler=client)
         rss_inputs = peak_rss_mb()
-        runs = best_of(lambda: run_panel(panel.values, panel.weights, **options))
+        runs = best_of(lambda: run_engine(panel.values, panel.weights, **options))
         workers = worker_peak_rss_mb(client)
     fields: dict[str, Any] = {}
     if not case.key.startswith("million"):
@@ -226,49 +226,37 @@ def run_cluster(case: Case, sizes: Sizes, legacy: bool, out: Path) -> dict[str, 
     )
 
 
-def check_signature(run_panel: RunPanel, *args: Any, options: dict[str, Any]) -> None:
-    """Raise :class:`EngineUnavailableError` unless run_panel takes the benchmark's arguments."""
-    try:
-        inspect.signature(run_panel).bind(*args, **options)
-    except TypeError as exc:
-        expected = ", ".join(f"{k}=..." for k in options)
-        raise EngineUnavailableError(
-            f"geo.engine.run_panel{inspect.signature(run_panel)} does not take the "
-            f"benchmark's call run_panel(values, weights, {expected}): {exc}"
-        ) from exc
+def preflight() -> dict[str, Any]:
+    """Run the engine on a 6 x 6 lattice, two series (one with a NaN); check the results."""
+    from bench.engine import run_engine
 
-
-def preflight(legacy: bool) -> dict[str, Any]:
-    """Import the engine and check run_panel's contract on a 6 x 6 lattice, two series."""
-    run_panel = load_run_panel(legacy)
     tiny = lattice_panel(6)
     values = np.vstack([tiny.values, tiny.values[:, ::-1]])
     values[1, 0] = np.nan
     for method in STAT_KEY:
         options = engine_options(method, 9, chunk_size=None, scheduler="threads")
-        check_signature(run_panel, values, tiny.weights, options=options)
-        results = run_panel(values, tiny.weights, **options)
+        results = run_engine(values, tiny.weights, **options)
         if len(results) != 2 or any(np.shape(r.p_sim) != (tiny.weights.n,) for r in results):
-            raise EngineUnavailableError(
+            raise RuntimeError(
                 f"run_panel(method={method!r}) on a (2, 36) panel returned {len(results)} "
                 "results or p-values of the wrong shape; expected 2 results of 36 regions"
             )
         ours_outputs(results, method)
-    return {"case": "preflight", "engine": describe(run_panel)}
+    return {"case": "preflight", "engine": "geo.engine.run_panel"}
 
 
 def run(case_key: str, side: str, sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
     """Dispatch one (case, side) run."""
     if case_key == "preflight":
-        return preflight(args.legacy)
+        return preflight()
     case = BY_KEY[case_key]
     if side not in case.sides:
         raise SystemExit(f"case {case_key} has no {side} side")
     if case.workers:
-        return run_cluster(case, sizes, args.legacy, args.out)
+        return run_cluster(case, sizes, args.out)
     if side == ESDA:
         return run_esda(case, sizes, args.esda_series or sizes.esda_series, args.out)
-    return run_ours(case, sizes, load_run_panel(args.legacy), args.out)
+    return run_ours(case, sizes, args.out)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -276,7 +264,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("case", choices=("preflight", *WORKER_CASES))
     parser.add_argument("side", choices=SIDES)
     parser.add_argument("--quick", action="store_true", help="small sizes (harness check)")
-    parser.add_argument("--legacy", action="store_true", help="per-series geo.hotspots loop")
     parser.add_argument("--esda-series", type=int, default=None, help="atlas rows esda times")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where outputs go")
     return parser.parse_args(argv)
@@ -285,11 +272,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
-    try:
-        result = run(args.case, args.side, sizes, args)
-    except EngineUnavailableError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return ENGINE_MISSING
+    result = run(args.case, args.side, sizes, args)
     print(json.dumps(result, default=float))
     return 0
 
