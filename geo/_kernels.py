@@ -265,6 +265,31 @@ def _cross(z: np.ndarray, indptr: np.ndarray, indices: np.ndarray, perm: np.ndar
     return total
 
 
+@njit(cache=True, nogil=True)
+def moments(indptr: np.ndarray, indices: np.ndarray, inv: np.ndarray) -> tuple[float, float]:
+    """``s1`` and ``s2`` of row-standardised weights ``a_ij * inv[i]`` (esda's moments).
+
+    Column indices must be sorted within rows; ``a_ji`` is found by binary search, so the
+    graph need not be symmetric (knn).
+    """
+    n = inv.shape[0]
+    s1 = 0.0
+    col = np.zeros(n)
+    for i in range(n):
+        s1 += inv[i]  # sum_j w_ij^2 = k_i / k_i^2
+        for t in range(indptr[i], indptr[i + 1]):
+            j = indices[t]
+            col[j] += inv[i]
+            row_j = indices[indptr[j] : indptr[j + 1]]
+            at = np.searchsorted(row_j, i)
+            if at < row_j.shape[0] and row_j[at] == i:
+                s1 += inv[i] * inv[j]
+    s2 = 0.0
+    for i in range(n):
+        s2 += ((1.0 if inv[i] > 0 else 0.0) + col[i]) ** 2
+    return s1, s2
+
+
 def warm_up() -> None:
     """Load (or compile, the first time) the kernels on a two-region problem."""
     two = np.arange(2, dtype=np.int64)
@@ -272,3 +297,4 @@ def warm_up() -> None:
     values = np.zeros((2, 1))
     crand_counts(values, indptr, two[::-1].copy(), two, np.int64(1), np.uint64(0), np.int64(1))
     moran_counts(values, indptr, two[::-1].copy(), np.int64(0), np.int64(1), np.uint64(0))
+    moments(indptr, two[::-1].copy(), np.ones(2))

@@ -303,7 +303,7 @@ def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, 
         lag = (adj @ centred.T).T * inv
         moran_i = n / s0 * np.einsum("sn,sn->s", centred, lag) / ss
     ei = -1.0 / (n - 1)
-    s1, s2 = _moment_sums(adj, inv, symmetric=w.spec.kind != "knn")
+    s1, s2 = _moment_sums(adj, inv)
     k = ((centred**4).sum(axis=1) / n) / (ss / n) ** 2
     n2, s02 = n * n, s0 * s0
     a = n * ((n2 - 3 * n + 3) * s1 - n * s2 + 3 * s02)
@@ -319,22 +319,16 @@ def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, 
     }
 
 
-def _moment_sums(adj: sp.csr_array, inv: np.ndarray, symmetric: bool) -> tuple[float, float]:
+def _moment_sums(adj: sp.csr_array, inv: np.ndarray) -> tuple[float, float]:
     """esda's ``s1`` and ``s2`` of the row-standardised weights ``w_ij = a_ij / k_i``.
 
     ``s1 = sum_ij w_ij^2 + sum_ij w_ij w_ji`` and ``s2 = sum_i (1 + sum_j w_ji)^2`` over
-    non-isolates, computed on the binary adjacency without forming ``W + W'``. Contiguity
-    and distance bands are symmetric (``a_ji = a_ij``); knn graphs are looked up.
+    non-isolates, in one pass over the binary adjacency (see :func:`geo._kernels.moments`).
     """
-    rows = np.repeat(np.arange(adj.shape[0]), np.diff(adj.indptr))
-    cols = adj.indices
-    both = inv[rows] * inv[cols]
-    if not symmetric and adj.nnz:
-        both = both * np.asarray(adj[cols, rows]).ravel()  # a_ji for every edge ij
-    s1 = float(inv.sum() + both.sum())
-    col = np.bincount(cols, weights=inv[rows], minlength=adj.shape[0])
-    row = (inv > 0).astype(float)
-    return s1, float(((row + col) ** 2).sum())
+    from geo._kernels import moments
+
+    s1, s2 = moments(adj.indptr.astype(np.int64), adj.indices.astype(np.int64), inv)
+    return float(s1), float(s2)
 
 
 def row_standardised(adjacency: sp.csr_array) -> sp.csr_array:

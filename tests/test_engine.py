@@ -232,3 +232,23 @@ def test_series_with_too_few_values_is_untested(case):
     assert not short.significant.any() and np.isnan(short.p_sim).all()
     assert set(short.stats["cluster"]) == {5}
     assert results[0].status[0] in ("ok", "isolate")
+
+
+def test_global_moran_moments_on_an_asymmetric_graph():
+    """On a knn graph (asymmetric), Moran's z under randomisation equals esda's z_rand."""
+    from libpysal.weights import KNN
+
+    rng = np.random.default_rng(4)
+    points = rng.uniform(size=(150, 2))
+    knn = KNN.from_array(points, k=4)
+    adj = sp.csr_array(knn.sparse, dtype=float)
+    adj.sort_indices()
+    assert (adj != adj.T).nnz > 0, "the test needs an asymmetric graph"
+    w = SpatialWeights(np.array([str(i) for i in range(150)]), adj, WeightsSpec("knn", k=4))
+    y = rng.lognormal(size=150)
+    (ours,) = run_panel(y[None, :], w, "gi_star", Options(99, 1), scheduler="sync")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = esda.Moran(y, knn, transformation="r", permutations=0)
+    np.testing.assert_allclose(ours.global_moran.I, ref.I, rtol=1e-10)
+    np.testing.assert_allclose(ours.global_moran.z_norm, ref.z_rand, rtol=1e-9)
