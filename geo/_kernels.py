@@ -292,9 +292,10 @@ def moments(indptr: np.ndarray, indices: np.ndarray, inv: np.ndarray) -> tuple[f
 
 def warm_up() -> None:
     """Load (or compile, the first time) the kernels on a two-region problem."""
-    two = np.arange(2, dtype=np.int64)
-    indptr = np.array([0, 1, 2], dtype=np.int64)
+    rows = np.arange(2, dtype=np.int64)
+    indptr = np.array([0, 1, 2], dtype=np.int32)  # int32, as SpatialWeights.csr gives them
+    indices = np.array([1, 0], dtype=np.int32)
     values = np.zeros((2, 1))
-    crand_counts(values, indptr, two[::-1].copy(), two, np.int64(1), np.uint64(0), np.int64(1))
-    moran_counts(values, indptr, two[::-1].copy(), np.int64(0), np.int64(1), np.uint64(0))
-    moments(indptr, two[::-1].copy(), np.ones(2))
+    crand_counts(values, indptr, indices, rows, np.int64(1), np.uint64(0), np.int64(1))
+    moran_counts(values, indptr, indices, np.int64(0), np.int64(1), np.uint64(0))
+    moments(indptr, indices, np.ones(2))

@@ -77,8 +77,7 @@ Counts = tuple[np.ndarray, np.ndarray] | None
 
 def _count_here(batch: Batch, opts: Options) -> tuple[Counts, Counts]:
     """Local and global permutation counts of one batch, in this thread, without dask."""
-    adj = batch.weights.adjacency
-    ip, ix = adj.indptr.astype(np.int64), adj.indices.astype(np.int64)
+    ip, ix = batch.weights.csr
     seed = np.uint64(opts.seed)
     counts = gcounts = None
     if opts.permutations:
@@ -136,14 +135,12 @@ def _tasks(
     batch: Batch, opts: Options, chunk_size: int | None, scheduler: Any
 ) -> tuple[list[tuple[np.ndarray, Any]], list[Any]]:
     """Delayed permutation-count tasks of one batch: region chunks, global-Moran blocks."""
-    adj = batch.weights.adjacency
     n = batch.weights.n
     data, indptr, indices, centred = (
         _share(a, scheduler)
         for a in (
             batch.data,
-            adj.indptr.astype(np.int64),
-            adj.indices.astype(np.int64),
+            *batch.weights.csr,
             batch.centred,
         )
     )

@@ -303,7 +303,7 @@ def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, 
         lag = (adj @ centred.T).T * inv
         moran_i = n / s0 * np.einsum("sn,sn->s", centred, lag) / ss
     ei = -1.0 / (n - 1)
-    s1, s2 = _moment_sums(adj, inv)
+    s1, s2 = _moment_sums(w, inv)
     k = ((centred**4).sum(axis=1) / n) / (ss / n) ** 2
     n2, s02 = n * n, s0 * s0
     a = n * ((n2 - 3 * n + 3) * s1 - n * s2 + 3 * s02)
@@ -319,7 +319,7 @@ def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, 
     }
 
 
-def _moment_sums(adj: sp.csr_array, inv: np.ndarray) -> tuple[float, float]:
+def _moment_sums(w: SpatialWeights, inv: np.ndarray) -> tuple[float, float]:
     """esda's ``s1`` and ``s2`` of the row-standardised weights ``w_ij = a_ij / k_i``.
 
     ``s1 = sum_ij w_ij^2 + sum_ij w_ij w_ji`` and ``s2 = sum_i (1 + sum_j w_ji)^2`` over
@@ -327,7 +327,7 @@ def _moment_sums(adj: sp.csr_array, inv: np.ndarray) -> tuple[float, float]:
     """
     from geo._kernels import moments
 
-    s1, s2 = moments(adj.indptr.astype(np.int64), adj.indices.astype(np.int64), inv)
+    s1, s2 = moments(*w.csr, inv)
     return float(s1), float(s2)
 
 

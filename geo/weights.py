@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import geopandas as gpd
@@ -76,6 +77,14 @@ class SpatialWeights:
     def cardinalities(self) -> np.ndarray:
         """Number of neighbours of every region."""
         return np.diff(self.adjacency.indptr)
+
+    @cached_property
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(indptr, indices)`` for the kernels: int32 (half the bytes to ship to workers)
+        unless the graph is too large for it."""
+        dtype = np.int32 if self.adjacency.nnz < 2**31 - 1 else np.int64
+        adj = self.adjacency
+        return np.asarray(adj.indptr, dtype=dtype), np.asarray(adj.indices, dtype=dtype)
 
     @property
     def isolates(self) -> np.ndarray:
