@@ -23,7 +23,7 @@ from geo.defaults import (
     DEFAULT_PERMUTATIONS,
     DEFAULT_SEED,
 )
-from geo.engine import Progress, panel_cube, run_panel
+from geo.engine import Progress, connect, panel_cube, run_panel
 from geo.errors import AnalysisNotReadyError, InvalidParameterError
 from geo.hotspots import LISA_CODES, MIN_REGIONS, HotSpotResult, Options, panel
 from geo.settings import Settings
@@ -178,7 +178,7 @@ def run_analysis(
         weights,
         params.method,
         options(params),
-        scheduler=scheduler or _scheduler(settings),
+        scheduler=scheduler or connect(settings.scheduler),
         progress=progress,
     )
     parts = [
@@ -266,14 +266,6 @@ def series_summary(
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
-
-
-def _scheduler(settings: Settings) -> Any:
-    if "://" in settings.scheduler:
-        from distributed import Client
-
-        return Client(settings.scheduler)
-    return settings.scheduler
 
 
 def pick_series(record: AnalysisRecord, indicator: str | None, year: int | None) -> tuple[str, int]:

@@ -35,6 +35,16 @@ MIN_CHUNK = 4096
 GLOBAL_BLOCK = 128  # global Moran permutations per task
 
 
+def connect(scheduler: str) -> Any:
+    """The dask scheduler named by a setting: ``"threads"`` or ``"sync"`` as they are, an
+    address such as ``tcp://host:8786`` as a ``distributed.Client``."""
+    if "://" in scheduler:
+        from distributed import Client
+
+        return Client(scheduler)
+    return scheduler
+
+
 def run_panel(
     values: np.ndarray,
     weights: SpatialWeights,
@@ -250,24 +260,3 @@ def panel_cube(
         .rename(geo="region")
     )
     return cube.astype(float).chunk({"region": chunk_size or _auto_chunk(len(ids))})
-
-
-def results_dataset(
-    results: Sequence[HotSpotResult], indicators: Sequence[str], years: Sequence[int]
-) -> Any:
-    """Per-region results of a panel as an (indicator, time, region) ``xarray.Dataset``."""
-    import xarray as xr
-
-    shape = (len(indicators), len(years), len(results[0].ids))
-    frames = [r.to_frame() for r in results]
-    names = [c for c in frames[0].columns if c != "status"]
-    data = {
-        name: (
-            ("indicator", "time", "region"),
-            np.stack([f[name].to_numpy() for f in frames]).reshape(shape),
-        )
-        for name in names
-    }
-    return xr.Dataset(
-        data, coords={"indicator": list(indicators), "time": list(years), "region": results[0].ids}
-    )

@@ -19,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from scipy.special import ndtr
 
 from geo.errors import InvalidParameterError
@@ -329,14 +328,6 @@ def _moment_sums(w: SpatialWeights, inv: np.ndarray) -> tuple[float, float]:
 
     s1, s2 = moments(*w.csr, inv)
     return float(s1), float(s2)
-
-
-def row_standardised(adjacency: sp.csr_array) -> sp.csr_array:
-    """Row-standardised copy of a binary adjacency; rows of isolates stay empty."""
-    card = np.diff(adjacency.indptr)
-    out = adjacency.astype(float).copy()
-    out.data = 1.0 / np.repeat(card, card).astype(float)
-    return out
 
 
 def finish(

@@ -21,6 +21,7 @@ from geo.analysis import (
     run_analysis,
     series_of,
 )
+from geo.engine import connect
 from geo.errors import AlpClustersError
 from geo.settings import Settings
 from geo.store import DONE, FAILED, QUEUED, RUNNING, AnalysisRecord, Store
@@ -43,7 +44,7 @@ class AnalysisRunner:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.scheduler = scheduler
+        self.scheduler = scheduler if scheduler is not None else connect(settings.scheduler)
         self.background_above = background_above
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         self._futures: dict[str, Future[AlpClustersError | None]] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -13,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from geo import __version__
 from geo._kernels import warm_up
 from geo.boundaries import load_boundaries
+from geo.engine import connect
 from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import Store
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.store = Store(settings.database_url)
         load_boundaries(settings)  # read (or fetch) once, before the first request
-        app.state.scheduler = _scheduler(settings)
+        app.state.scheduler = connect(settings.scheduler)
         interrupted = app.state.store.fail_unfinished("interrupted by a service restart")
         if interrupted:
             log.warning("marked %d interrupted analyses as failed", len(interrupted))
@@ -65,12 +65,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static/css", StaticFiles(directory=CSS_DIR, check_dir=False), name="css")
     return app
-
-
-def _scheduler(settings: Settings) -> Any:
-    """The dask scheduler: a name for the local ones, a client for dask.distributed."""
-    if "://" in settings.scheduler:
-        from distributed import Client
-
-        return Client(settings.scheduler)
-    return settings.scheduler
