@@ -79,28 +79,26 @@ def draw_matrix(seed: Any, permutations: Any, width: Any, m: Any) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _hits(draws: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """For every region, the (permutation, position) pairs where it was drawn, as CSR."""
-    permutations, width = draws.shape
-    start = np.zeros(n + 1, dtype=np.int64)
-    for p in range(permutations):
-        for t in range(width):
-            start[draws[p, t] + 1] += 1
-    start = np.cumsum(start)
-    fill = start[:-1].copy()
-    where = np.empty((permutations * width, 2), dtype=np.int64)
-    for p in range(permutations):
-        for t in range(width):
-            r = draws[p, t]
-            where[fill[r], 0] = p
-            where[fill[r], 1] = t
-            fill[r] += 1
-    return start, where
+def neighbour_sums(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``(S, r)`` sums of ``values`` (n, S) over the neighbours of each row of a CSR chunk.
+
+    The additions run in CSR order, as ``adjacency @ values`` does with binary weights.
+    """
+    n_series = values.shape[1]
+    rows = indptr.shape[0] - 1
+    out = np.zeros((n_series, rows))
+    for pos in range(rows):
+        for t in range(indptr[pos], indptr[pos + 1]):
+            j = indices[t]
+            for s in range(n_series):
+                out[s, pos] += values[j, s]
+    return out
 
 
 @njit(cache=True, nogil=True)
 def crand_counts(
     values: np.ndarray,
+    observed: np.ndarray,
     indptr: np.ndarray,
     indices: np.ndarray,
     rows: np.ndarray,
@@ -121,11 +119,13 @@ def crand_counts(
     Parameters
     ----------
     values : (n, S) float64, C-contiguous
-        One column per series, all sharing the same draws (a batch).
-    indptr, indices : CSR arrays
-        Neighbours of every region (binary weights, no self-links).
+        One column per series over all regions, all sharing the same draws (a batch).
+    observed : (S, r) float64
+        Each chunk region's neighbour sum (:func:`neighbour_sums`).
+    indptr, indices : CSR arrays of the chunk
+        ``indptr`` has ``r + 1`` entries; ``indices`` are region numbers in ``range(n)``.
     rows : (r,) int64
-        The regions to test (a chunk).
+        The region numbers of the chunk's rows.
     permutations, seed, kmax : int
         ``kmax`` is the largest neighbour count of the whole graph (not of the chunk), so
         that every chunking gives the same numbers.
@@ -138,10 +138,13 @@ def crand_counts(
     n, n_series = values.shape
     width = min(kmax + 1, n)
     draws = draw_matrix(seed, permutations, width, n)
-    hit_start, hit_where = _hits(draws, n)
+    flat = draws.ravel()
+    hit_order = np.argsort(flat, kind="mergesort")  # (permutation, position) by region
+    hit_keys = flat[hit_order]
     ge = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
     le = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
-    card = indptr[rows + 1] - indptr[rows]
+    alt = np.empty(n_series)
+    card = indptr[1:] - indptr[:-1]
     for k in np.unique(card):
         if k == 0:
             continue
@@ -157,18 +160,20 @@ def crand_counts(
             for s in range(n_series):
                 ordered[s] = np.sort(sims[s])
         for pos in members:
+            i = rows[pos]
+            lo = np.searchsorted(hit_keys, i, side="left")
+            hi = np.searchsorted(hit_keys, i, side="right")
             _count_region(
                 values,
-                indptr,
-                indices,
-                rows[pos],
+                observed[:, pos],
+                i,
                 k,
                 draws,
                 sims,
                 ordered,
                 search,
-                hit_start,
-                hit_where,
+                hit_order[lo:hi],
+                alt,
                 ge[:, pos],
                 le[:, pos],
             )
@@ -178,25 +183,23 @@ def crand_counts(
 @njit(cache=True, nogil=True)
 def _count_region(
     values: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
+    observed: np.ndarray,
     i: int,
     k: int,
     draws: np.ndarray,
     sims: np.ndarray,
     ordered: np.ndarray,
     search: bool,
-    hit_start: np.ndarray,
-    hit_where: np.ndarray,
+    hits: np.ndarray,
+    alt: np.ndarray,
     ge: np.ndarray,
     le: np.ndarray,
 ) -> None:
     """Counts of one region from the shared sums (binary search in ``ordered`` or a scan of
-    ``sims``), then the fixes for the permutations that drew the region itself."""
+    ``sims``), then the fixes for the permutations that drew the region itself (``hits``:
+    flat positions in ``draws``)."""
     n_series, permutations = sims.shape
-    observed = np.zeros(n_series)
-    for t in range(indptr[i], indptr[i + 1]):
-        observed += values[indices[t]]
+    width = draws.shape[1]
     for s in range(n_series):
         if search:
             ge[s] = permutations - np.searchsorted(ordered[s], observed[s], side="left")
@@ -204,9 +207,8 @@ def _count_region(
         else:
             ge[s] = np.sum(sims[s] >= observed[s])
             le[s] = np.sum(sims[s] <= observed[s])
-    alt = np.empty(n_series)
-    for h in range(hit_start[i], hit_start[i + 1]):
-        p, t = hit_where[h, 0], hit_where[h, 1]
+    for h in hits:
+        p, t = h // width, h % width
         if t >= k:
             continue
         alt[:] = 0.0  # the first k + 1 draws without region i
@@ -296,6 +298,7 @@ def warm_up() -> None:
     indptr = np.array([0, 1, 2], dtype=np.int32)  # int32, as SpatialWeights.csr gives them
     indices = np.array([1, 0], dtype=np.int32)
     values = np.zeros((2, 1))
-    crand_counts(values, indptr, indices, rows, np.int64(1), np.uint64(0), np.int64(1))
+    observed = neighbour_sums(values, indptr, indices)
+    crand_counts(values, observed, indptr, indices, rows, np.int64(1), np.uint64(0), np.int64(1))
     moran_counts(values, indptr, indices, np.int64(0), np.int64(1), np.uint64(0))
     moments(indptr, indices, np.ones(2))

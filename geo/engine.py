@@ -2,10 +2,14 @@
 
 A panel of series (indicators x years) over one layer is split into batches of series that
 share their missing values (:func:`geo.hotspots.batches`). Every batch becomes dask tasks:
-conditional-permutation counts for chunks of regions, and global Moran permutations in
-blocks. All tasks of all batches form one graph, computed on the threaded scheduler or a
-``dask.distributed`` cluster; no task holds a regions x permutations matrix. The draws
-depend only on the seed, so every scheduler and chunking gives identical numbers.
+one per chunk of regions (:func:`geo.hotspots.chunk_stats`: neighbour sums, the local
+statistics, conditional-permutation p-values and a share of global Moran's I), and global
+Moran permutations in blocks. All tasks of all batches form one graph, computed on the
+threaded scheduler or a ``dask.distributed`` cluster. A chunk task gets only its own rows
+of the graph, and no task holds a regions x permutations matrix. Only the
+multiple-testing correction, which needs every p-value of a series, runs on the client.
+The draws depend only on the seed, so every scheduler and chunking gives identical
+numbers.
 """
 
 from __future__ import annotations
@@ -13,18 +17,20 @@ from __future__ import annotations
 import math
 import os
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from geo._kernels import crand_counts, moran_counts
+from geo._kernels import moran_counts
 from geo.hotspots import (
     GLOBAL_PERMUTATION_LIMIT,
     Batch,
     HotSpotResult,
     Options,
     batches,
+    chunk_stats,
     finish,
     untested,
 )
@@ -33,6 +39,13 @@ from geo.weights import SpatialWeights
 Progress = Callable[[int, int], None]
 MIN_CHUNK = 4096
 GLOBAL_BLOCK = 128  # global Moran permutations per task
+Piece = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, and their CSR indptr and indices
+
+# Graph pieces per layer, kept while its SpatialWeights lives: numpy arrays for the local
+# schedulers, futures on a distributed cluster (scattered once, spread over the workers).
+_PLACED: weakref.WeakKeyDictionary[SpatialWeights, dict[tuple[str, int], Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def connect(scheduler: str) -> Any:
@@ -62,7 +75,7 @@ def run_panel(
     values : (S, n) float
         One row per series over the regions of ``weights``; NaN marks a missing value.
     chunk_size : int, optional
-        Regions per permutation task; by default about four tasks per core.
+        Regions per task; by default about four tasks per core.
     scheduler : str or distributed.Client
         Anything ``dask.compute`` accepts.
     progress : callable, optional
@@ -70,12 +83,12 @@ def run_panel(
     """
     groups = batches(values, weights, method)
     if scheduler == "sync" and progress is None:
-        counted = [_count_here(b, opts) for b in groups]
+        done = [_run_here(b, opts) for b in groups]
     else:
-        counted = _count_with_dask(groups, opts, chunk_size, scheduler, progress)
+        done = _run_with_dask(groups, opts, chunk_size, scheduler, progress)
     out: dict[int, HotSpotResult] = {}
-    for batch, (counts, gcounts) in zip(groups, counted, strict=True):
-        results = finish(batch, counts, gcounts, weights.ids, opts)
+    for batch, (rows, parts, gcounts) in zip(groups, done, strict=True):
+        results = finish(batch, rows, parts, gcounts, weights.ids, opts)
         out.update(zip(batch.series, results, strict=True))
     return [
         out.get(s) or untested(values[s], weights.ids, method, opts) for s in range(values.shape[0])
@@ -83,47 +96,63 @@ def run_panel(
 
 
 Counts = tuple[np.ndarray, np.ndarray] | None
+Done = tuple[list[np.ndarray], list[dict[str, np.ndarray]], Counts]
 
 
-def _count_here(batch: Batch, opts: Options) -> tuple[Counts, Counts]:
-    """Local and global permutation counts of one batch, in this thread, without dask."""
-    ip, ix = batch.weights.csr
-    seed = np.uint64(opts.seed)
-    counts = gcounts = None
-    if opts.permutations:
-        rows = np.arange(batch.weights.n, dtype=np.int64)
-        counts = crand_counts(
-            batch.data, ip, ix, rows, np.int64(opts.permutations), seed, np.int64(batch.kmax)
-        )
-    if opts.global_permutations and batch.weights.n <= GLOBAL_PERMUTATION_LIMIT:
+def _run_here(batch: Batch, opts: Options) -> Done:
+    """One batch in this thread, without dask: the whole layer as one chunk."""
+    w = batch.weights
+    rows = np.arange(w.n, dtype=np.int64)
+    part = chunk_stats(
+        batch.method,
+        batch.data,
+        (rows, *w.csr),
+        batch.consts,
+        opts.permutations,
+        opts.seed,
+        batch.kmax,
+    )
+    gcounts = None
+    if _global_permutations(batch, opts):
         gcounts = moran_counts(
-            batch.centred, ip, ix, np.int64(0), np.int64(opts.global_permutations), seed
+            batch.centred,
+            *w.csr,
+            np.int64(0),
+            np.int64(opts.global_permutations),
+            np.uint64(opts.seed),
         )
-    return counts, gcounts
+    return [rows], [part], gcounts
 
 
-def _count_with_dask(
+def _global_permutations(batch: Batch, opts: Options) -> bool:
+    return bool(opts.global_permutations) and batch.weights.n <= GLOBAL_PERMUTATION_LIMIT
+
+
+def _run_with_dask(
     groups: list[Batch],
     opts: Options,
     chunk_size: int | None,
     scheduler: Any,
     progress: Progress | None,
-) -> list[tuple[Counts, Counts]]:
-    """The counts of every batch from one dask graph of region-chunk and global tasks."""
+) -> list[Done]:
+    """The outputs of every batch from one dask graph of chunk and global-Moran tasks."""
     plan = [_tasks(b, opts, chunk_size, scheduler) for b in groups]
-    flat = [t for local, glob in plan for t in (*(task for _, task in local), *glob)]
+    flat = [t for _, local, glob in plan for t in (*local, *glob)]
     done = compute(flat, scheduler, progress)
-    out: list[tuple[Counts, Counts]] = []
+    out: list[Done] = []
     at = 0
-    for batch, (local, glob) in zip(groups, plan, strict=True):
+    for rows, local, glob in plan:
         parts, at = done[at : at + len(local)], at + len(local)
         gparts, at = done[at : at + len(glob)], at + len(glob)
-        counts = _join([rows for rows, _ in local], parts, batch) if parts else None
-        out.append((counts, _sum(gparts) if gparts else None))
+        out.append((rows, parts, _sum(gparts) if gparts else None))
     return out
 
 
-def _auto_chunk(n: int) -> int:
+def _auto_chunk(n: int, scheduler: Any = None) -> int:
+    """Regions per task: four tasks per local core, two per thread of a cluster (each task
+    has a fixed cost there: shipping its results back)."""
+    if hasattr(scheduler, "nthreads"):
+        return max(MIN_CHUNK, math.ceil(n / (2 * max(1, sum(scheduler.nthreads().values())))))
     return max(MIN_CHUNK, math.ceil(n / (4 * (os.cpu_count() or 1))))
 
 
@@ -143,68 +172,64 @@ def row_chunks(cardinalities: np.ndarray, chunk: int) -> list[np.ndarray]:
 
 def _tasks(
     batch: Batch, opts: Options, chunk_size: int | None, scheduler: Any
-) -> tuple[list[tuple[np.ndarray, Any]], list[Any]]:
-    """Delayed permutation-count tasks of one batch: region chunks, global-Moran blocks."""
-    n = batch.weights.n
-    data, indptr, indices, centred = (
-        _share(a, scheduler)
-        for a in (
-            batch.data,
-            *batch.weights.csr,
-            batch.centred,
-        )
-    )
+) -> tuple[list[np.ndarray], list[Any], list[Any]]:
+    """Delayed tasks of one batch: its region chunks (with their rows), global blocks."""
     import dask
 
-    seed, perms = np.uint64(opts.seed), np.int64(opts.permutations)
-    local = []
-    if opts.permutations:
-        kernel = dask.delayed(local_task, pure=False)  # pure=True would hash every array
-        chunk = chunk_size or _auto_chunk(n)
-        for rows in row_chunks(batch.weights.cardinalities, chunk):
-            task = kernel(data, indptr, indices, rows, perms, seed, np.int64(batch.kmax))
-            local.append((rows, task))
+    w = batch.weights
+    rows, pieces = _placed(w, chunk_size or _auto_chunk(w.n, scheduler), scheduler)
+    data = _share(batch.data, scheduler, broadcast=True)
+    kernel = dask.delayed(chunk_task, pure=False)  # pure=True would hash every array
+    local = [
+        kernel(batch.method, data, piece, batch.consts, opts.permutations, opts.seed, batch.kmax)
+        for piece in pieces
+    ]
     glob = []
-    total = opts.global_permutations
-    if total and n <= GLOBAL_PERMUTATION_LIMIT:
+    if _global_permutations(batch, opts):
         kernel = dask.delayed(global_task, pure=False)
+        centred = _share(batch.centred, scheduler)
+        indptr, indices = (_share(a, scheduler) for a in w.csr)
+        seed, total = np.uint64(opts.seed), opts.global_permutations
         for first in range(0, total, GLOBAL_BLOCK):
-            last = min(total, first + GLOBAL_BLOCK)
-            glob.append(kernel(centred, indptr, indices, np.int64(first), np.int64(last), seed))
-    return local, glob
+            last = np.int64(min(total, first + GLOBAL_BLOCK))
+            glob.append(kernel(centred, indptr, indices, np.int64(first), last, seed))
+    return rows, local, glob
 
 
-def local_task(*args: Any) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`geo._kernels.crand_counts` as a task. Tasks name plain functions, so a worker
-    imports the kernel (and its compiled code from numba's disk cache) instead of
+def _placed(w: SpatialWeights, chunk: int, scheduler: Any) -> tuple[list[np.ndarray], list[Any]]:
+    """The row chunks of a layer and their graph pieces where the tasks will find them,
+    made once per layer, chunk size and cluster."""
+    where = str(getattr(scheduler, "id", "local"))
+    cache = _PLACED.setdefault(w, {})
+    if (where, chunk) not in cache:
+        rows = row_chunks(w.cardinalities, chunk)
+        pieces: list[Any] = w.pieces(rows)
+        if hasattr(scheduler, "scatter"):  # round-robin over the workers, one key each
+            pieces = scheduler.scatter(pieces, hash=False, direct=True)
+        cache[where, chunk] = (rows, pieces)
+    return cache[where, chunk]
+
+
+def chunk_task(*args: Any) -> dict[str, np.ndarray]:
+    """:func:`geo.hotspots.chunk_stats` as a task. Tasks name plain functions, so a worker
+    imports the kernels (and their compiled code from numba's disk cache) instead of
     unpickling a dispatcher and compiling it again."""
-    return crand_counts(*args)
+    return chunk_stats(*args)
 
 
 def global_task(*args: Any) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`geo._kernels.moran_counts` as a task (see :func:`local_task`)."""
+    """:func:`geo._kernels.moran_counts` as a task (see :func:`chunk_task`)."""
     return moran_counts(*args)
 
 
-def _share(array: np.ndarray, scheduler: Any) -> Any:
+def _share(array: np.ndarray, scheduler: Any, broadcast: bool = False) -> Any:
     """One graph key per array (scattered once to a distributed cluster)."""
     import dask
 
     if hasattr(scheduler, "scatter"):
         # hash=False: a repeated call must not reuse a key the last call is releasing
-        return scheduler.scatter(array, broadcast=False, hash=False)
+        return scheduler.scatter(array, broadcast=broadcast, hash=False, direct=True)
     return dask.delayed(array, name=f"array-{uuid.uuid4().hex}")  # named: no hashing
-
-
-def _join(
-    rows: Sequence[np.ndarray], parts: Sequence[tuple[np.ndarray, np.ndarray]], batch: Batch
-) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of all regions from the per-chunk counts."""
-    shape = (len(batch.series), batch.weights.n)
-    ge, le = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
-    for idx, (g, l_) in zip(rows, parts, strict=True):
-        ge[:, idx], le[:, idx] = g, l_
-    return ge, le
 
 
 def _sum(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ come from the kernels (locally or as dask tasks, see :mod:`geo.engine`), and whi
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -146,12 +147,13 @@ class Options:
 
 @dataclass(frozen=True, eq=False)
 class Batch:
-    """Series that share their missing values, ready for the permutation kernels.
+    """Series that share their missing values, ready for the chunk tasks.
 
-    ``raw`` holds the values (series x regions); ``data`` (regions x series, C-contiguous)
-    holds what the conditional permutations sum:
-    the raw values for Gi*, the standardised values for Local Moran. ``centred`` feeds the
-    global Moran permutations. ``stats`` holds analytic (series x regions) arrays.
+    ``raw`` holds the values (series x regions). ``data`` (regions x series, C-contiguous)
+    holds what neighbour sums and conditional permutations add up: the raw values for Gi*,
+    the standardised values for Local Moran. ``consts`` are the per-series constants a
+    chunk needs besides ``data`` (see :func:`chunk_stats`); ``ss`` and ``kurtosis`` are
+    the sum of squares and kurtosis of the centred data, for global Moran's I.
     """
 
     method: str
@@ -160,13 +162,20 @@ class Batch:
     weights: SpatialWeights
     raw: np.ndarray
     data: np.ndarray
-    centred: np.ndarray
-    stats: dict[str, np.ndarray]
-    global_moran: dict[str, np.ndarray]
+    consts: tuple[np.ndarray, ...]
+    ss: np.ndarray
+    kurtosis: np.ndarray
 
     @property
     def kmax(self) -> int:
         return int(self.weights.cardinalities.max(initial=0))
+
+    @property
+    def centred(self) -> np.ndarray:
+        """(regions x series) centred data, shuffled by the global Moran permutations."""
+        if self.method == "gi_star":
+            return np.ascontiguousarray(self.data - self.consts[1])
+        return self.data
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -184,21 +193,27 @@ def significant(p: np.ndarray, alpha: float, correction: str) -> np.ndarray:
     NaN p-values (isolates, missing values) are never significant and are not counted as
     tests. ``fdr`` is Benjamini-Hochberg; ``bonferroni`` divides alpha by the test count.
     """
+    return significant_at(p, (alpha,), correction)[0]
+
+
+def significant_at(p: np.ndarray, alphas: Sequence[float], correction: str) -> list[np.ndarray]:
+    """:func:`significant` at several levels, sorting the p-values once."""
     tested = ~np.isnan(p)
     m = int(tested.sum())
-    out = np.zeros(p.shape, dtype=bool)
     if m == 0:
-        return out
-    if correction == "none":
-        out[tested] = p[tested] <= alpha
-    elif correction == "bonferroni":
-        out[tested] = p[tested] <= alpha / m
-    else:
+        return [np.zeros(p.shape, dtype=bool) for _ in alphas]
+    cuts = list(alphas)
+    if correction == "bonferroni":
+        cuts = [a / m for a in alphas]
+    elif correction == "fdr":
         ps = np.sort(p[tested])
-        passing = np.flatnonzero(ps <= alpha * np.arange(1, m + 1) / m)
-        if len(passing):
-            out[tested] = p[tested] <= ps[passing[-1]]
-    return out
+        ranks = np.arange(1, m + 1) / m
+        cuts = []
+        for a in alphas:
+            passing = np.flatnonzero(ps <= a * ranks)
+            cuts.append(ps[passing[-1]] if len(passing) else -1.0)
+    with np.errstate(invalid="ignore"):
+        return [p <= cut for cut in cuts]  # NaN compares False
 
 
 def two_sided(ge: np.ndarray, le: np.ndarray, permutations: int) -> np.ndarray:
@@ -243,16 +258,10 @@ def batches(values: np.ndarray, weights: SpatialWeights, method: str) -> list[Ba
 
 
 def _gi_star_batch(series: np.ndarray, mask: np.ndarray, w: SpatialWeights, x: np.ndarray) -> Batch:
-    """ArcGIS Gi* z-scores of every series (rows of ``x``) at once."""
-    n = x.shape[1]
-    c = w.cardinalities + 1.0  # binary weights with the region itself
-    lag = (w.adjacency @ x.T).T
-    mean = x.mean(axis=1, keepdims=True)
-    s = np.sqrt((x**2).mean(axis=1, keepdims=True) - mean**2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (x + lag - mean * c) / (s * np.sqrt((n * c - c**2) / (n - 1)))
-    z[:, w.cardinalities == 0] = np.nan
-    p_norm = 2.0 * ndtr(-np.abs(z))
+    """Gi* sums the raw values; its z needs each series' mean and standard deviation."""
+    mean = x.mean(axis=1)
+    s = np.sqrt((x**2).mean(axis=1) - mean**2)
+    centred = x - mean[:, None]
     return Batch(
         "gi_star",
         series,
@@ -260,23 +269,17 @@ def _gi_star_batch(series: np.ndarray, mask: np.ndarray, w: SpatialWeights, x: n
         w,
         x,
         np.ascontiguousarray(x.T),
-        np.ascontiguousarray((x - mean).T),
-        {"z": z, "p_norm": p_norm},
-        _global_moran_analytic(x - mean, w),
+        (np.array([x.shape[1]]), mean, s),
+        *_spread(centred),
     )
 
 
 def _local_moran_batch(
     series: np.ndarray, mask: np.ndarray, w: SpatialWeights, x: np.ndarray
 ) -> Batch:
-    """esda Local Moran's I of every series at once, with the sign of each region's lag."""
-    n = x.shape[1]
+    """Local Moran sums the standardised values (esda's ``z``)."""
     z = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
-    card = w.cardinalities
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lag = np.where(card > 0, (w.adjacency @ z.T).T / card, 0.0)
-    local_i = (n - 1) * z * lag / (z * z).sum(axis=1, keepdims=True)
-    centred = x - x.mean(axis=1, keepdims=True)
+    ss, kurtosis = _spread(z)
     return Batch(
         "local_moran",
         series,
@@ -284,29 +287,128 @@ def _local_moran_batch(
         w,
         x,
         np.ascontiguousarray(z.T),
-        np.ascontiguousarray(centred.T),
-        {"I": local_i, "z_std": z, "lag": lag},
-        _global_moran_analytic(centred, w),
+        (np.array([x.shape[1]]), (z * z).sum(axis=1)),
+        ss,
+        kurtosis,
     )
 
 
-def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, np.ndarray]:
-    """Global Moran's I, its expectation and z under randomisation (esda ``Moran``)."""
+def _spread(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of squares and kurtosis (esda's ``k``) of centred series."""
     n = centred.shape[1]
-    adj = w.adjacency
-    card = w.cardinalities.astype(float)
-    inv = np.divide(1.0, card, out=np.zeros(n), where=card > 0)
-    s0 = float((card > 0).sum())  # every non-isolate row sums to one
-    ss = (centred**2).sum(axis=1)
+    sq = centred**2
+    ss = sq.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lag = (adj @ centred.T).T * inv
-        moran_i = n / s0 * np.einsum("sn,sn->s", centred, lag) / ss
+        return ss, ((sq**2).sum(axis=1) / n) / (ss / n) ** 2
+
+
+def chunk_stats(
+    method: str,
+    data: np.ndarray,
+    piece: tuple[np.ndarray, np.ndarray, np.ndarray],
+    consts: tuple[np.ndarray, ...],
+    permutations: int,
+    seed: int,
+    kmax: int,
+) -> dict[str, np.ndarray]:
+    """Everything local about a chunk of regions: statistics, permutation p-values, and
+    its share of global Moran's cross-product.
+
+    ``piece`` is ``(rows, indptr, indices)``: the chunk's region numbers and their CSR
+    rows. ``data`` (n x S) and ``consts`` come from the :class:`Batch`. Returns
+    ``(S, r)`` arrays (Gi*: ``z``, ``p_norm``; Local Moran: ``I``, ``lag``; both
+    ``p_sim`` when ``permutations``) and ``cross``, each region's term of global Moran's
+    cross-product (summed in region order by :func:`finish`, so that every chunking gives
+    the same sum to the last bit).
+    """
+    from geo._kernels import crand_counts, neighbour_sums
+
+    rows, indptr, indices = piece
+    card = np.diff(indptr).astype(np.int64)
+    isolate = card == 0
+    inv = np.divide(1.0, card, out=np.zeros(len(card)), where=~isolate)
+    observed = neighbour_sums(data, indptr, indices)
+    x = data[rows].T
+    out: dict[str, np.ndarray] = {}
+    if method == "gi_star":
+        n, mean, s = consts
+        mean, s = mean[:, None], s[:, None]
+        c = card + 1.0  # binary weights with the region itself
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (x + observed - mean * c) / (s * np.sqrt((n * c - c**2) / (n - 1)))
+        z[:, isolate] = np.nan
+        out |= {"z": z, "p_norm": 2.0 * ndtr(-np.abs(z))}
+        out["cross"] = (x - mean) * (observed - card * mean) * inv
+    else:
+        n, zz = consts
+        lag = observed * inv
+        out |= {"I": (n - 1) * x * lag / zz[:, None], "lag": lag}
+        out["cross"] = x * lag
+    if permutations:
+        ge, le = crand_counts(
+            data,
+            observed,
+            indptr,
+            indices,
+            rows,
+            np.int64(permutations),
+            np.uint64(seed),
+            np.int64(kmax),
+        )
+        if method == "local_moran":
+            # I_i grows with the neighbour sum where z_i > 0, falls where z_i < 0, is 0 at 0.
+            ge, le = (
+                np.where(x > 0, ge, np.where(x < 0, le, permutations)),
+                np.where(x > 0, le, np.where(x < 0, ge, permutations)),
+            )
+        p_sim = two_sided(ge, le, permutations)
+        p_sim[:, isolate] = np.nan
+        out["p_sim"] = p_sim
+    return out
+
+
+def finish(
+    batch: Batch,
+    rows: Sequence[np.ndarray],
+    parts: Sequence[dict[str, np.ndarray]],
+    global_counts: tuple[np.ndarray, np.ndarray] | None,
+    ids: np.ndarray,
+    opts: Options,
+) -> list[HotSpotResult]:
+    """Turn a batch and its chunks' outputs (:func:`chunk_stats` of ``rows``) into one
+    result per series; ``global_counts`` are the global Moran permutation counts."""
+    if len(parts) == 1:  # one chunk of every region in order: nothing to assemble
+        arrays = dict(parts[0])
+    else:
+        shape = (len(batch.series), batch.weights.n)
+        arrays = {key: np.empty(shape) for key in parts[0]}  # the chunks cover every region
+        for idx, part in zip(rows, parts, strict=True):
+            for key, array in arrays.items():
+                array[:, idx] = part[key]
+    analytic = _global_moran_analytic(batch, arrays.pop("cross").sum(axis=1))
+    n_perm = opts.global_permutations if global_counts is not None else 0
+    out = []
+    for pos in range(len(batch.series)):
+        gm = _global_result(analytic, pos, global_counts, n_perm)
+        local = {key: array[pos] for key, array in arrays.items()}
+        finish_one = _finish_gi_star if batch.method == "gi_star" else _finish_local_moran
+        out.append(finish_one(batch, pos, local, gm, ids, opts))
+    return out
+
+
+def _global_moran_analytic(batch: Batch, cross: np.ndarray) -> dict[str, np.ndarray]:
+    """Global Moran's I, its expectation and z under randomisation (esda ``Moran``) from
+    the cross-product ``sum_i c_i * mean_{j in N(i)} c_j`` of the centred data ``c``."""
+    w = batch.weights
+    n = w.n
+    s0 = float((w.cardinalities > 0).sum())  # every non-isolate row sums to one
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moran_i = n / s0 * cross / batch.ss
     ei = -1.0 / (n - 1)
-    s1, s2 = _moment_sums(w, inv)
-    k = ((centred**4).sum(axis=1) / n) / (ss / n) ** 2
+    s1, s2 = w.moran_moments
     n2, s02 = n * n, s0 * s0
     a = n * ((n2 - 3 * n + 3) * s1 - n * s2 + 3 * s02)
-    b = k * ((n2 - n) * s1 - 2 * n * s2 + 6 * s02)
+    b = batch.kurtosis * ((n2 - n) * s1 - 2 * n * s2 + 6 * s02)
     with np.errstate(divide="ignore", invalid="ignore"):
         var = (a - b) / ((n - 1) * (n - 2) * (n - 3) * s02) - ei * ei
         z = (moran_i - ei) / np.sqrt(var)
@@ -316,40 +418,6 @@ def _global_moran_analytic(centred: np.ndarray, w: SpatialWeights) -> dict[str, 
         "z_norm": z,
         "p_norm": 2.0 * ndtr(-np.abs(z)),
     }
-
-
-def _moment_sums(w: SpatialWeights, inv: np.ndarray) -> tuple[float, float]:
-    """esda's ``s1`` and ``s2`` of the row-standardised weights ``w_ij = a_ij / k_i``.
-
-    ``s1 = sum_ij w_ij^2 + sum_ij w_ij w_ji`` and ``s2 = sum_i (1 + sum_j w_ji)^2`` over
-    non-isolates, in one pass over the binary adjacency (see :func:`geo._kernels.moments`).
-    """
-    from geo._kernels import moments
-
-    s1, s2 = moments(*w.csr, inv)
-    return float(s1), float(s2)
-
-
-def finish(
-    batch: Batch,
-    counts: tuple[np.ndarray, np.ndarray] | None,
-    global_counts: tuple[np.ndarray, np.ndarray] | None,
-    ids: np.ndarray,
-    opts: Options,
-) -> list[HotSpotResult]:
-    """Turn a batch and its permutation counts into one result per series.
-
-    ``counts`` are the kernel's (series x regions) counts of permuted neighbour sums at or
-    above / below the observed; ``global_counts`` those of the global Moran permutations.
-    """
-    n_perm = opts.global_permutations if global_counts is not None else 0
-    out = []
-    for pos in range(len(batch.series)):
-        gm = _global_result(batch.global_moran, pos, global_counts, n_perm)
-        ge_le = None if counts is None else (counts[0][pos], counts[1][pos])
-        finish_one = _finish_gi_star if batch.method == "gi_star" else _finish_local_moran
-        out.append(finish_one(batch, pos, ge_le, gm, ids, opts))
-    return out
 
 
 def _global_result(
@@ -374,21 +442,16 @@ def _global_result(
 def _finish_gi_star(
     batch: Batch,
     pos: int,
-    counts: tuple[np.ndarray, np.ndarray] | None,
+    local: dict[str, np.ndarray],
     gm: GlobalMoran,
     ids: np.ndarray,
     opts: Options,
 ) -> HotSpotResult:
-    z, p_norm = batch.stats["z"][pos], batch.stats["p_norm"][pos]
-    isolate = batch.weights.cardinalities == 0
-    p_sim = np.full(len(z), np.nan)
-    if counts is not None:
-        p_sim = two_sided(counts[0], counts[1], opts.permutations)
-        p_sim[isolate] = np.nan
+    z, p_norm = local["z"], local["p_norm"]
+    p_sim = local.get("p_sim", np.full(len(z), np.nan))
     p_class = p_sim if opts.inference == "permutation" else p_norm
-    level_sig = [significant(p_class, a, opts.correction) for a in CONFIDENCE_LEVELS]
+    *level_sig, sig = significant_at(p_class, (*CONFIDENCE_LEVELS, opts.alpha), opts.correction)
     bins = np.sign(np.nan_to_num(z)).astype(int) * np.sum(level_sig, axis=0)
-    sig = significant(p_class, opts.alpha, opts.correction)
     return _result(
         batch,
         pos,
@@ -405,19 +468,14 @@ def _finish_gi_star(
 def _finish_local_moran(
     batch: Batch,
     pos: int,
-    counts: tuple[np.ndarray, np.ndarray] | None,
+    local: dict[str, np.ndarray],
     gm: GlobalMoran,
     ids: np.ndarray,
     opts: Options,
 ) -> HotSpotResult:
-    assert counts is not None, "Local Moran needs permutation counts"
-    z, lag = batch.stats["z_std"][pos], batch.stats["lag"][pos]
+    assert "p_sim" in local, "Local Moran needs permutation counts"
+    z, lag, p_sim = batch.data[:, pos], local["lag"], local["p_sim"]
     isolate = batch.weights.cardinalities == 0
-    # I_i grows with the neighbour sum where z_i > 0, falls where z_i < 0, is 0 where z_i = 0.
-    ge = np.where(z > 0, counts[0], np.where(z < 0, counts[1], opts.permutations))
-    le = np.where(z > 0, counts[1], np.where(z < 0, counts[0], opts.permutations))
-    p_sim = two_sided(ge, le, opts.permutations)
-    p_sim[isolate] = np.nan
     sig = significant(p_sim, opts.alpha, opts.correction)
     quadrant = np.where(z > 0, np.where(lag > 0, "HH", "HL"), np.where(lag > 0, "LH", "LL"))
     quadrant = np.where(isolate, "", quadrant)
@@ -433,7 +491,7 @@ def _finish_local_moran(
         sig,
         sig & (quadrant == "HH"),
         {
-            "I": batch.stats["I"][pos],
+            "I": local["I"],
             "quadrant": (quadrant, ""),
             "cluster": (cluster, LISA_CODES["undefined"]),
         },
@@ -453,12 +511,10 @@ def _result(
 ) -> HotSpotResult:
     """Spread the valid regions' arrays over all regions."""
     valid = batch.valid
-    isolate = batch.weights.cardinalities == 0
-    isolated = np.zeros(valid.shape, dtype=bool)
-    isolated[valid] = isolate
-    status = np.where(valid, np.where(isolated, ISOLATE, OK), MISSING)
-    values = np.full(valid.shape, np.nan)
-    values[valid] = batch.raw[pos]
+    code = np.full(valid.shape, 2, dtype=np.int8)  # missing
+    code[valid] = batch.weights.cardinalities == 0  # 1: isolate, 0: ok
+    status = np.array([OK, ISOLATE, MISSING])[code]
+    values = _scatter(valid, batch.raw[pos])
     stats_out = {}
     for name, item in extra.items():
         arr, fill = item if isinstance(item, tuple) else (item, np.nan)
@@ -519,6 +575,8 @@ def untested(row: np.ndarray, ids: np.ndarray, method: str, opts: Options) -> Ho
 def _scatter(valid: np.ndarray, sub: np.ndarray, fill: object = np.nan) -> np.ndarray:
     """Spread values of the valid regions back over all regions, ``fill`` elsewhere."""
     sub = np.asarray(sub)
+    if len(sub) == len(valid):
+        return sub
     out = np.full(valid.shape, fill, dtype=np.result_type(sub.dtype, np.asarray(fill).dtype))
     out[valid] = sub
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -85,6 +86,32 @@ class SpatialWeights:
         dtype = np.int32 if self.adjacency.nnz < 2**31 - 1 else np.int64
         adj = self.adjacency
         return np.asarray(adj.indptr, dtype=dtype), np.asarray(adj.indices, dtype=dtype)
+
+    @cached_property
+    def moran_moments(self) -> tuple[float, float]:
+        """esda's ``s1`` and ``s2`` of the row-standardised weights ``w_ij = a_ij / k_i``:
+        ``s1 = sum_ij w_ij^2 + sum_ij w_ij w_ji``, ``s2 = sum_i (1 + sum_j w_ji)^2`` over
+        non-isolates, for the variance of global Moran's I (see
+        :func:`geo._kernels.moments`). They depend on the graph only, so they are cached."""
+        from geo._kernels import moments
+
+        card = self.cardinalities.astype(float)
+        inv = np.divide(1.0, card, out=np.zeros(self.n), where=card > 0)
+        s1, s2 = moments(*self.csr, inv)
+        return float(s1), float(s2)
+
+    def pieces(self, rows: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(rows, indptr, indices)`` of every chunk of region numbers: the CSR rows of
+        the chunk alone, so a worker gets only the part of the graph it needs."""
+        indptr, indices = self.csr
+        out = []
+        for chunk in rows:
+            card = indptr[chunk + 1] - indptr[chunk]
+            local = np.zeros(len(chunk) + 1, dtype=indptr.dtype)
+            np.cumsum(card, out=local[1:])
+            gather = np.repeat(indptr[chunk] - local[:-1], card) + np.arange(local[-1])
+            out.append((chunk, local, indices[gather]))
+        return out
 
     @property
     def isolates(self) -> np.ndarray:
