@@ -79,6 +79,22 @@ def draw_matrix(seed: Any, permutations: Any, width: Any, m: Any) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def hits(draws: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every region, the flat positions in ``draws`` where it was drawn, as CSR."""
+    start = np.zeros(n + 1, dtype=np.int64)
+    flat = draws.ravel()
+    for h in range(flat.shape[0]):
+        start[flat[h] + 1] += 1
+    start = np.cumsum(start)
+    fill = start[:-1].copy()
+    where = np.empty(flat.shape[0], dtype=np.int64)
+    for h in range(flat.shape[0]):
+        where[fill[flat[h]]] = h
+        fill[flat[h]] += 1
+    return start, where
+
+
+@njit(cache=True, nogil=True)
 def neighbour_sums(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """``(S, r)`` sums of ``values`` (n, S) over the neighbours of each row of a CSR chunk.
 
@@ -102,9 +118,9 @@ def crand_counts(
     indptr: np.ndarray,
     indices: np.ndarray,
     rows: np.ndarray,
-    permutations: Any,
-    seed: Any,
-    kmax: Any,
+    draws: np.ndarray,
+    hit_start: np.ndarray,
+    hit_where: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Count conditional-randomisation neighbour sums at or above / at or below the observed.
 
@@ -126,21 +142,20 @@ def crand_counts(
         ``indptr`` has ``r + 1`` entries; ``indices`` are region numbers in ``range(n)``.
     rows : (r,) int64
         The region numbers of the chunk's rows.
-    permutations, seed, kmax : int
-        ``kmax`` is the largest neighbour count of the whole graph (not of the chunk), so
-        that every chunking gives the same numbers.
+    draws : (permutations, width) int64
+        :func:`draw_matrix` with ``width = min(kmax + 1, n)``, where ``kmax`` is the largest
+        neighbour count of the whole graph (not of the chunk), so that every chunking gives
+        the same numbers.
+    hit_start, hit_where : int64
+        :func:`hits` of ``draws``: where each region was drawn.
 
     Returns
     -------
     ge, le : (S, r) int64
         For each series and region, how many permuted sums were >= and <= the observed sum.
     """
-    n, n_series = values.shape
-    width = min(kmax + 1, n)
-    draws = draw_matrix(seed, permutations, width, n)
-    flat = draws.ravel()
-    hit_order = np.argsort(flat, kind="mergesort")  # (permutation, position) by region
-    hit_keys = flat[hit_order]
+    n_series = values.shape[1]
+    permutations = draws.shape[0]
     ge = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
     le = np.zeros((n_series, rows.shape[0]), dtype=np.int64)
     alt = np.empty(n_series)
@@ -161,8 +176,6 @@ def crand_counts(
                 ordered[s] = np.sort(sims[s])
         for pos in members:
             i = rows[pos]
-            lo = np.searchsorted(hit_keys, i, side="left")
-            hi = np.searchsorted(hit_keys, i, side="right")
             _count_region(
                 values,
                 observed[:, pos],
@@ -172,7 +185,7 @@ def crand_counts(
                 sims,
                 ordered,
                 search,
-                hit_order[lo:hi],
+                hit_where[hit_start[i] : hit_start[i + 1]],
                 alt,
                 ge[:, pos],
                 le[:, pos],
@@ -299,6 +312,7 @@ def warm_up() -> None:
     indices = np.array([1, 0], dtype=np.int32)
     values = np.zeros((2, 1))
     observed = neighbour_sums(values, indptr, indices)
-    crand_counts(values, observed, indptr, indices, rows, np.int64(1), np.uint64(0), np.int64(1))
+    draws = draw_matrix(np.uint64(0), np.int64(1), np.int64(2), np.int64(2))
+    crand_counts(values, observed, indptr, indices, rows, draws, *hits(draws, np.int64(2)))
     moran_counts(values, indptr, indices, np.int64(0), np.int64(1), np.uint64(0))
     moments(indptr, indices, np.ones(2))

@@ -13,6 +13,7 @@ come from the kernels (locally or as dask tasks, see :mod:`geo.engine`), and whi
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -345,16 +346,8 @@ def chunk_stats(
         out |= {"I": (n - 1) * x * lag / zz[:, None], "lag": lag}
         out["cross"] = x * lag
     if permutations:
-        ge, le = crand_counts(
-            data,
-            observed,
-            indptr,
-            indices,
-            rows,
-            np.int64(permutations),
-            np.uint64(seed),
-            np.int64(kmax),
-        )
+        draws = shared_draws(seed, permutations, min(kmax + 1, len(data)), len(data))
+        ge, le = crand_counts(data, observed, indptr, indices, rows, *draws)
         if method == "local_moran":
             # I_i grows with the neighbour sum where z_i > 0, falls where z_i < 0, is 0 at 0.
             ge, le = (
@@ -365,6 +358,16 @@ def chunk_stats(
         p_sim[:, isolate] = np.nan
         out["p_sim"] = p_sim
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def shared_draws(seed: int, permutations: int, width: int, n: int) -> tuple[np.ndarray, ...]:
+    """The draws of every region of a layer, and where each region was drawn: the same for
+    every chunk and series of the layer, so made once per process (and worker)."""
+    from geo._kernels import draw_matrix, hits
+
+    draws = draw_matrix(np.uint64(seed), np.int64(permutations), np.int64(width), np.int64(n))
+    return (draws, *hits(draws, np.int64(n)))
 
 
 def finish(

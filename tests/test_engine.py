@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 from libpysal.weights import W, lat2W
 
-from geo._kernels import crand_counts, draw_matrix, neighbour_sums
+from geo._kernels import crand_counts, draw_matrix, hits, neighbour_sums
 from geo.engine import row_chunks, run_panel
 from geo.hotspots import Options
 from geo.weights import SpatialWeights, WeightsSpec
@@ -79,9 +79,10 @@ def test_kernel_counts_equal_direct_conditional_randomisation(shape):
     adj = w.adjacency
     ip, ix = adj.indptr.astype(np.int64), adj.indices.astype(np.int64)
     rows = np.arange(w.n, dtype=np.int64)
-    kmax = np.int64(w.cardinalities.max())
+    width = np.int64(min(w.cardinalities.max() + 1, w.n))
+    draws = draw_matrix(np.uint64(11), np.int64(199), width, np.int64(w.n))
     observed = neighbour_sums(values, ip, ix)
-    ge, le = crand_counts(values, observed, ip, ix, rows, np.int64(199), np.uint64(11), kmax)
+    ge, le = crand_counts(values, observed, ip, ix, rows, draws, *hits(draws, np.int64(w.n)))
     ref_ge, ref_le = brute_counts(values, adj, 199, 11)
     np.testing.assert_array_equal(ge, ref_ge)
     np.testing.assert_array_equal(le, ref_le)
