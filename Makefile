@@ -12,13 +12,13 @@ ifneq ($(wildcard $(MIRROR)/PROVENANCE.md),)
 export ALPCLUSTERS_DATA_MIRROR ?= $(MIRROR)
 endif
 
-.PHONY: run test install assets lint bench browser clean
+.PHONY: run test install assets lint bench browser postgres clean
 
 run: install assets
 	$(BIN)/alpclusters demo
 	$(BIN)/alpclusters serve
 
-test: install assets browser
+test: install assets browser postgres
 	$(BIN)/ruff check geo maps services tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -42,6 +42,17 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's PostgreSQL 15 and PostGIS 3 for the storage tests: the suite starts its own
+# throwaway server from these binaries (tests/pgserver.py), never one already running.
+PG_BIN := /usr/lib/postgresql/15/bin
+POSTGIS_CONTROL := /usr/share/postgresql/15/extension/postgis.control
+
+postgres:
+	@test -x $(PG_BIN)/initdb && test -f $(POSTGIS_CONTROL) || { \
+	  echo "installing Debian's postgresql-15 and postgresql-15-postgis-3 for the storage tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    postgresql-15 postgresql-15-postgis-3 >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check geo maps services tests bench

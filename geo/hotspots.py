@@ -367,7 +367,7 @@ def shared_draws(seed: int, permutations: int, width: int, n: int) -> tuple[np.n
     from geo._kernels import draw_matrix, hits
 
     draws = draw_matrix(np.uint64(seed), np.int64(permutations), np.int64(width), np.int64(n))
-    return (draws, *hits(draws, np.int64(n)))
+    return (draws, *hits(draws, n))
 
 
 def finish(
