@@ -7,6 +7,7 @@ which the Makefile sets to ../shared/data); tests never read the mirror by any o
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from geo.settings import REPO_ROOT, Settings
 from geo.store import Store
+from tests.pgserver import Server, throwaway_postgres
 
 DEFAULT_MIRROR = REPO_ROOT.parent / "shared" / "data"
 
@@ -63,3 +65,38 @@ def client(settings: Settings, demo_store: Store) -> Iterator[TestClient]:
 
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    """This run's own PostgreSQL 15 + PostGIS (tests/pgserver.py), started on first request."""
+    with throwaway_postgres() as server:
+        yield server
+
+
+def fresh_postgres_database(server: Server) -> Iterator[str]:
+    """A new database from the PostGIS template; dropped afterwards, open connections too."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(postgres: Server) -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL/PostGIS database (for PostgreSQL-only tests)."""
+    yield from fresh_postgres_database(postgres)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty store database: a SQLite file, then a PostgreSQL/PostGIS one.
+
+    The server starts only when a ``postgresql`` case runs (``-k sqlite`` needs none).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'alpclusters.db'}"
+    else:
+        yield from fresh_postgres_database(request.getfixturevalue("postgres"))
