@@ -37,6 +37,12 @@ class AnalysisParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset: str = Field(description="Dataset id, as listed by GET /datasets.")
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="Dataset version; default: the latest when the analysis is submitted "
+        "(recorded, so the analysis stays reproducible when newer versions arrive).",
+    )
     indicators: list[str] | Literal["all"] | None = Field(
         default=None,
         description='Indicator codes, or "all"; default: the dataset\'s first indicator.',
@@ -100,7 +106,8 @@ class AnalysisOutput:
 
 
 def analysis_id(params: AnalysisParams, dataset: DatasetInfo) -> str:
-    """Stable id: a hash of the resolved parameters and the dataset's content."""
+    """Stable id: a hash of the resolved parameters (the dataset version among them) and
+    the version's content."""
     payload = canonical_json({"params": params.model_dump(), "data": dataset.content_hash})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -109,7 +116,7 @@ def resolve_params(
     settings: Settings, store: Store, params: AnalysisParams
 ) -> tuple[AnalysisParams, list[str]]:
     """Fill the defaults from the data and check every value; return params and region ids."""
-    info = store.dataset(params.dataset)
+    info = store.dataset(params.dataset, params.version)
     layer = load_boundaries(settings)
     ids = resolve(settings, layer, params.area, params.level)
     codes = [i.code for i in info.indicators]
@@ -123,21 +130,22 @@ def resolve_params(
     if params.years == "all":
         years = sorted(available)
     else:
-        years = params.years or [_default_year(store, info.id, indicators[0], ids)]
+        years = params.years or [_default_year(store, info, indicators[0], ids)]
     missing = sorted(set(years) - available)
     if missing:
         raise InvalidParameterError(
             f"dataset {info.id!r} has no data for {missing}; years with data: {sorted(available)}"
         )
-    return params.model_copy(update={"indicators": indicators, "years": sorted(set(years))}), ids
+    resolved = {"indicators": indicators, "years": sorted(set(years)), "version": info.version}
+    return params.model_copy(update=resolved), ids
 
 
-def _default_year(store: Store, dataset: str, indicator: str, ids: list[str]) -> int:
-    info = store.dataset(dataset)
+def _default_year(store: Store, info: DatasetInfo, indicator: str, ids: list[str]) -> int:
     years = next(i.years for i in info.indicators if i.code == indicator)
     if not years:
-        raise InvalidParameterError(f"indicator {indicator!r} of {dataset!r} has no values")
-    obs = store.observations(dataset, [indicator], years, geos=ids).dropna(subset=["value"])
+        raise InvalidParameterError(f"indicator {indicator!r} of {info.id!r} has no values")
+    obs = store.observations(info.id, [indicator], years, geos=ids, version=info.version)
+    obs = obs.dropna(subset=["value"])
     share = obs.groupby("time")["geo"].nunique() / max(len(ids), 1)
     covered = share[share >= COVERAGE_FOR_DEFAULT_YEAR]
     return int(covered.index.max()) if len(covered) else int(max(years))
@@ -161,7 +169,7 @@ def run_analysis(
     params, ids = resolve_params(settings, store, params)
     indicators, years = series_of(params)
     layer = load_boundaries(settings).loc[ids]
-    obs = store.observations(params.dataset, indicators, years, geos=ids)
+    obs = store.observations(params.dataset, indicators, years, geos=ids, version=params.version)
     cube = panel_cube(obs, indicators, years, ids)
     values = cube.stack(series=("indicator", "time")).transpose("series", "region")
     counts = np.isfinite(values.values).sum(axis=1)

@@ -57,7 +57,7 @@ class AnalysisRunner:
         ``True`` always waits, ``False`` never does.
         """
         resolved, ids = resolve_params(self.settings, self.store, params)
-        aid = analysis_id(resolved, self.store.dataset(resolved.dataset))
+        aid = analysis_id(resolved, self.store.dataset(resolved.dataset, resolved.version))
         with self._lock:
             existing = self.store.find_analysis(aid)
             if existing is not None and existing.status in (DONE, QUEUED, RUNNING):
@@ -66,6 +66,7 @@ class AnalysisRunner:
                 AnalysisRecord(
                     id=aid,
                     dataset_id=resolved.dataset,
+                    dataset_version=resolved.version,
                     params=resolved.model_dump(),
                     status=QUEUED,
                     error=None,

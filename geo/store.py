@@ -1,127 +1,68 @@
-"""The indicator and analysis store: SQLAlchemy 2 over SQLite (embedded default)."""
+"""The indicator and analysis store: SQLAlchemy 2 over SQLite (embedded default) or
+PostgreSQL/PostGIS (several service workers sharing one database).
+
+The schema is built by Alembic migrations (:mod:`geo.migrations`), the same on both. A new
+dataset version is written in one transaction, so a crash leaves the complete version or
+none of it; identical content is stored once (the same version comes back).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from geo.errors import UnknownAnalysisError, UnknownDatasetError, closest
-
-metadata = sa.MetaData()
-
-datasets = sa.Table(
-    "datasets",
-    metadata,
-    sa.Column("id", sa.String(128), primary_key=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("description", sa.Text, nullable=False, default=""),
-    sa.Column("source", sa.Text, nullable=False, default=""),
-    sa.Column("licence", sa.Text, nullable=False, default=""),
-    sa.Column("nuts_year", sa.Integer, nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("n_rows", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+from geo.packing import pack, unpack
+from geo.records import (
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    AnalysisRecord,
+    DatasetInfo,
+    IndicatorInfo,
+    UploadRecord,
+    VersionInfo,
 )
+from geo.schema import analyses, dataset_versions, datasets, slices, uploads, version_indicators
 
-indicators = sa.Table(
-    "indicators",
-    metadata,
-    sa.Column("dataset_id", sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("code", sa.String(256), primary_key=True),
-    sa.Column("label", sa.Text, nullable=False),
-    sa.Column("unit", sa.String(64), nullable=False, default=""),
-    sa.Column("position", sa.Integer, nullable=False),
-)
+__all__ = [
+    "DONE",
+    "FAILED",
+    "QUEUED",
+    "RUNNING",
+    "AnalysisRecord",
+    "DatasetInfo",
+    "IndicatorInfo",
+    "Store",
+    "UploadRecord",
+    "VersionInfo",
+    "canonical_json",
+]
 
-observations = sa.Table(
-    "observations",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("dataset_id", sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("indicator", sa.String(256), nullable=False),
-    sa.Column("geo", sa.String(16), nullable=False),
-    sa.Column("time", sa.Integer, nullable=False),
-    sa.Column("value", sa.Float, nullable=True),
-    sa.Column("flag", sa.String(16), nullable=True),
-    sa.Index("ix_observations_series", "dataset_id", "indicator", "time"),
-)
-
-analyses = sa.Table(
-    "analyses",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("dataset_id", sa.String(128), nullable=False),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("summary", sa.JSON, nullable=True),
-    sa.Column("regions", sa.LargeBinary, nullable=True),
-    sa.Column("catchments", sa.LargeBinary, nullable=True),
-    sa.Column("duration_s", sa.Float, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("progress", sa.Float, nullable=False, default=0.0),
-)
-
-# Analysis states: queued -> running (with progress) -> done | failed.
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-
-
-@dataclass(frozen=True)
-class IndicatorInfo:
-    code: str
-    label: str
-    unit: str
-    years: list[int]
-    n_regions: int
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    id: str
-    title: str
-    description: str
-    source: str
-    licence: str
-    nuts_year: int
-    content_hash: str
-    n_rows: int
-    created_at: dt.datetime
-    indicators: list[IndicatorInfo]
-
-
-@dataclass(frozen=True)
-class AnalysisRecord:
-    id: str
-    dataset_id: str
-    params: dict[str, Any]
-    status: str
-    error: str | None
-    summary: dict[str, Any] | None
-    duration_s: float | None
-    created_at: dt.datetime
-    regions: pd.DataFrame | None = None
-    catchments: gpd.GeoDataFrame | None = None
-    progress: float = 0.0
+MIGRATION_LOCK = 7_314_221  # pg_advisory_lock key: one migrating service worker at a time
+SQLITE_BUSY_TIMEOUT_S = 120  # a writer waits this long for another's transaction
 
 
 def make_engine(url: str) -> Engine:
     """Create the engine, making the SQLite file's directory when needed."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -131,49 +72,149 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def migrate(engine: Engine) -> None:
+    """Bring the database to the latest schema with Alembic.
+
+    A store made before migrations existed (the foundation's tables, no
+    ``alembic_version``) is stamped as revision 0001 first, then upgraded.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":  # tables are rebuilt: no cascades meanwhile
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        else:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            conn.commit()
+        try:
+            config.attributes["connection"] = conn
+            tables = set(sa.inspect(conn).get_table_names())
+            if "datasets" in tables and "alembic_version" not in tables:
+                command.stamp(config, "0001")
+            command.upgrade(config, "head")
+            conn.commit()
+        finally:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            else:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                conn.commit()
+
+
 class Store:
-    """Datasets of indicator observations and stored analyses."""
+    """Versioned datasets of indicator observations, stored analyses and uploads."""
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        migrate(self.engine)
+
+    # -- datasets and versions ---------------------------------------------------------
+
+    def put_version(
+        self,
+        meta: Mapping[str, Any],
+        version: Mapping[str, Any],
+        labels: Mapping[str, tuple[str, str]],
+        table: pd.DataFrame,
+    ) -> tuple[DatasetInfo, bool]:
+        """Store ``table`` as a new version of dataset ``meta["id"]``, in one transaction.
+
+        Parameters
+        ----------
+        meta
+            ``id`` and ``title``, optionally ``description``, ``source``, ``licence`` and
+            ``owner``. They create the dataset, or update it when given (non-empty).
+        version
+            ``content_hash``, ``nuts_year`` and optionally ``uploader``, ``file_name``,
+            ``format``, ``source_nuts_year`` and ``report`` (JSON).
+        labels
+            Indicator code -> ``(label, unit)``, in the order to list them.
+        table
+            ``indicator, geo, time, value, flag``.
+
+        Returns
+        -------
+        The dataset at the stored version, and whether the version is new: identical
+        content (the same ``content_hash``) returns the existing version instead.
+        """
+        with self.engine.begin() as conn:
+            self._upsert_dataset(conn, meta)
+            existing = conn.execute(
+                sa.select(dataset_versions.c.version).where(
+                    dataset_versions.c.dataset_id == meta["id"],
+                    dataset_versions.c.content_hash == version["content_hash"],
+                )
+            ).scalar()
+            if existing is not None:
+                return self.dataset(meta["id"], existing, conn=conn), False
+            number = 1 + (
+                conn.execute(
+                    sa.select(sa.func.max(dataset_versions.c.version)).where(
+                        dataset_versions.c.dataset_id == meta["id"]
+                    )
+                ).scalar()
+                or 0
+            )
+            version_id = self._insert_version(conn, meta["id"], number, version, len(table))
+            conn.execute(
+                sa.insert(version_indicators),
+                [
+                    {"version_id": version_id, "code": c, "label": lab, "unit": u, "position": i}
+                    for i, (c, (lab, u)) in enumerate(labels.items())
+                ],
+            )
+            _write_slices(conn, version_id, table)
+            return self.dataset(meta["id"], number, conn=conn), True
 
     def put_dataset(
         self, meta: dict[str, Any], labels: dict[str, tuple[str, str]], table: pd.DataFrame
     ) -> DatasetInfo:
-        """Store a dataset and its observations in one transaction, replacing the old ones.
+        """Store ``table`` as a new version (see :meth:`put_version`); ``meta`` holds both
+        the dataset's and the version's fields."""
+        fields = {"content_hash", "nuts_year", "uploader", "file_name", "format", "report"}
+        version = {k: v for k, v in meta.items() if k in fields}
+        return self.put_version(meta, version, labels, table)[0]
 
-        ``table`` has the columns ``indicator, geo, time, value, flag``; ``labels`` maps
-        each indicator code to ``(label, unit)``.
-        """
-        rows = table[["indicator", "geo", "time", "value", "flag"]].copy()
-        rows["time"] = rows["time"].astype(int)
-        rows["value"] = rows["value"].astype(float).astype(object).where(rows["value"].notna())
-        rows["flag"] = rows["flag"].astype(object).where(rows["flag"].notna())
-        now = dt.datetime.now(dt.UTC)
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(datasets).where(datasets.c.id == meta["id"]))
-            conn.execute(sa.delete(observations).where(observations.c.dataset_id == meta["id"]))
-            conn.execute(sa.delete(indicators).where(indicators.c.dataset_id == meta["id"]))
-            conn.execute(sa.insert(datasets), [{**meta, "n_rows": len(rows), "created_at": now}])
+    def _upsert_dataset(self, conn: sa.Connection, meta: Mapping[str, Any]) -> None:
+        """Create the dataset row or update its descriptive fields; lock it until commit,
+        so that concurrent uploads to one dataset number their versions one by one."""
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        described = {
+            k: meta[k] for k in ("title", "description", "source", "licence") if meta.get(k)
+        }
+        row = {"description": "", "source": "", "licence": "", "owner": "", **described}
+        row |= {"id": meta["id"], "title": meta.get("title") or meta["id"]}
+        row |= {"owner": meta.get("owner") or "", "created_at": dt.datetime.now(dt.UTC)}
+        conn.execute(insert(datasets).values(row).on_conflict_do_nothing())
+        if described:
+            conn.execute(sa.update(datasets).where(datasets.c.id == meta["id"]).values(described))
+        if conn.dialect.name == "postgresql":
             conn.execute(
-                sa.insert(indicators),
-                [
-                    {
-                        "dataset_id": meta["id"],
-                        "code": code,
-                        "label": label,
-                        "unit": unit,
-                        "position": pos,
-                    }
-                    for pos, (code, (label, unit)) in enumerate(labels.items())
-                ],
+                sa.select(datasets.c.id).where(datasets.c.id == meta["id"]).with_for_update()
             )
-            records = rows.assign(dataset_id=meta["id"]).to_dict("records")
-            for start in range(0, len(records), 50_000):
-                conn.execute(sa.insert(observations), records[start : start + 50_000])
-        return self.dataset(meta["id"])
+
+    @staticmethod
+    def _insert_version(
+        conn: sa.Connection, dataset_id: str, number: int, version: Mapping[str, Any], rows: int
+    ) -> int:
+        values = {
+            "dataset_id": dataset_id,
+            "version": number,
+            "content_hash": version["content_hash"],
+            "uploader": version.get("uploader") or "",
+            "created_at": dt.datetime.now(dt.UTC),
+            "n_rows": rows,
+            "nuts_year": version["nuts_year"],
+            "source_nuts_year": version.get("source_nuts_year"),
+            "file_name": version.get("file_name") or "",
+            "format": version.get("format") or "",
+            "report": version.get("report"),
+        }
+        query = sa.insert(dataset_versions).values(values).returning(dataset_versions.c.id)
+        return int(conn.execute(query).scalar_one())
 
     def dataset_ids(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -182,77 +223,129 @@ class Store:
     def datasets(self) -> list[DatasetInfo]:
         return [self.dataset(i) for i in self.dataset_ids()]
 
-    def dataset(self, dataset_id: str) -> DatasetInfo:
-        """Describe one dataset, or raise :class:`UnknownDatasetError` naming the valid ids."""
+    def dataset(
+        self, dataset_id: str, version: int | None = None, conn: sa.Connection | None = None
+    ) -> DatasetInfo:
+        """A dataset at ``version`` (default: the latest), or :class:`UnknownDatasetError`
+        naming the valid ids (or versions)."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.dataset(dataset_id, version, own)
+        row = conn.execute(sa.select(datasets).where(datasets.c.id == dataset_id)).first()
+        if row is None:
+            raise _unknown_dataset(dataset_id, self.dataset_ids())
+        numbers = list(
+            conn.scalars(
+                sa.select(dataset_versions.c.version)
+                .where(dataset_versions.c.dataset_id == dataset_id)
+                .order_by(dataset_versions.c.version)
+            )
+        )
+        if version is None and numbers:
+            version = numbers[-1]
+        if version is None or version not in numbers:
+            raise UnknownDatasetError(
+                f"dataset {dataset_id!r} has no version {version}; versions: {numbers}"
+            )
+        info = self._version(conn, dataset_id, version)
+        fields = row._asdict()
+        return DatasetInfo(
+            **{k: fields[k] for k in ("id", "title", "description", "source", "licence")},
+            owner=fields["owner"],
+            created_at=_utc(fields["created_at"]),
+            version=info.version,
+            versions=len(numbers),
+            content_hash=info.content_hash,
+            n_rows=info.n_rows,
+            nuts_year=info.nuts_year,
+            updated_at=info.created_at,
+            indicators=info.indicators,
+        )
+
+    def versions(self, dataset_id: str) -> list[VersionInfo]:
+        """Every version of a dataset, oldest first."""
+        info = self.dataset(dataset_id)
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(datasets).where(datasets.c.id == dataset_id)).first()
-            if row is None:
-                valid = self.dataset_ids()
-                hint = closest(dataset_id, valid)
-                raise UnknownDatasetError(
-                    f"unknown dataset {dataset_id!r}"
-                    + (f" (did you mean {', '.join(hint)}?)" if hint else "")
-                    + f"; valid datasets: {valid}"
-                )
-            coverage = conn.execute(
-                sa.select(
-                    observations.c.indicator,
-                    observations.c.time,
-                    sa.func.count(observations.c.value),
-                )
-                .where(observations.c.dataset_id == dataset_id)
-                .group_by(observations.c.indicator, observations.c.time)
-            ).all()
-            inds = conn.execute(
-                sa.select(indicators)
-                .where(indicators.c.dataset_id == dataset_id)
-                .order_by(indicators.c.position)
-            ).all()
-        info = []
+            return [self._version(conn, dataset_id, v) for v in range(1, info.version + 1)]
+
+    def version(self, dataset_id: str, version: int) -> VersionInfo:
+        self.dataset(dataset_id, version)  # names the valid versions when it is unknown
+        with self.engine.connect() as conn:
+            return self._version(conn, dataset_id, version)
+
+    def _version(self, conn: sa.Connection, dataset_id: str, version: int) -> VersionInfo:
+        row = conn.execute(
+            sa.select(dataset_versions).where(
+                dataset_versions.c.dataset_id == dataset_id,
+                dataset_versions.c.version == version,
+            )
+        ).one()
+        coverage = conn.execute(
+            sa.select(slices.c.indicator, slices.c.time, slices.c.n_values).where(
+                slices.c.version_id == row.id
+            )
+        ).all()
+        inds = conn.execute(
+            sa.select(version_indicators)
+            .where(version_indicators.c.version_id == row.id)
+            .order_by(version_indicators.c.position)
+        ).all()
+        indicators = []
         for ind in inds:
-            counts = {t: c for code, t, c in coverage if code == ind.code and c}
-            info.append(
+            counts = {t: n for code, t, n in coverage if code == ind.code and n}
+            indicators.append(
                 IndicatorInfo(
                     ind.code, ind.label, ind.unit, sorted(counts), max(counts.values(), default=0)
                 )
             )
-        fields = {k: getattr(row, k) for k in (c.name for c in datasets.c)}
+        fields = {k: v for k, v in row._asdict().items() if k != "id"}
         fields["created_at"] = _utc(fields["created_at"])
-        return DatasetInfo(**fields, indicators=info)
+        return VersionInfo(**fields, indicators=indicators)
+
+    def _version_id(self, conn: sa.Connection, dataset_id: str, version: int | None) -> int:
+        info = self.dataset(dataset_id, version, conn=conn)
+        return int(
+            conn.execute(
+                sa.select(dataset_versions.c.id).where(
+                    dataset_versions.c.dataset_id == dataset_id,
+                    dataset_versions.c.version == info.version,
+                )
+            ).scalar_one()
+        )
 
     def observations(
         self,
         dataset_id: str,
-        indicators_: Iterable[str],
-        years: Iterable[int],
+        indicators_: Iterable[str] | None = None,
+        years: Iterable[int] | None = None,
         geos: Iterable[str] | None = None,
+        version: int | None = None,
     ) -> pd.DataFrame:
-        """Observations of some indicators and years as ``indicator, geo, time, value, flag``."""
-        query = sa.select(
-            observations.c.indicator,
-            observations.c.geo,
-            observations.c.time,
-            observations.c.value,
-            observations.c.flag,
-        ).where(
-            observations.c.dataset_id == dataset_id,
-            observations.c.indicator.in_(list(indicators_)),
-            observations.c.time.in_([int(y) for y in years]),
-        )
-        if geos is not None:
-            query = query.where(observations.c.geo.in_(list(geos)))
+        """Observations as ``indicator, geo, time, value, flag`` (all, or some indicators,
+        years and regions) of a dataset version (default: the latest)."""
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(
-                conn.execute(query).all(), columns=[c.name for c in query.selected_columns]
+            query = sa.select(
+                *(slices.c[c] for c in ("indicator", "time", "geos", "vals", "flags"))
             )
-        frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+            query = query.where(slices.c.version_id == self._version_id(conn, dataset_id, version))
+            if indicators_ is not None:
+                query = query.where(slices.c.indicator.in_(list(indicators_)))
+            if years is not None:
+                query = query.where(slices.c.time.in_([int(y) for y in years]))
+            query = query.order_by(slices.c.indicator, slices.c.time)
+            frame = unpack(row._asdict() for row in conn.execute(query))
+        if geos is not None:
+            frame = frame[frame["geo"].isin(list(geos))].reset_index(drop=True)
         return frame
+
+    # -- analyses -----------------------------------------------------------------------
 
     def put_analysis(self, record: AnalysisRecord) -> None:
         """Insert or replace an analysis with its result tables."""
         values = {
             "id": record.id,
             "dataset_id": record.dataset_id,
+            "dataset_version": record.dataset_version,
             "params": record.params,
             "status": record.status,
             "error": record.error,
@@ -277,11 +370,17 @@ class Store:
             )
 
     def fail_unfinished(self, reason: str) -> list[str]:
-        """Mark queued and running analyses as failed (after a restart); return their ids."""
-        unfinished = analyses.c.status.in_([QUEUED, RUNNING])
+        """Mark queued and running analyses and uploads as failed (after a restart); return
+        the analyses' ids."""
         with self.engine.begin() as conn:
+            unfinished = analyses.c.status.in_([QUEUED, RUNNING])
             ids = list(conn.scalars(sa.select(analyses.c.id).where(unfinished)))
             conn.execute(sa.update(analyses).where(unfinished).values(status=FAILED, error=reason))
+            conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.status.in_([QUEUED, RUNNING]))
+                .values(status=FAILED, error={"detail": reason}, updated_at=_now())
+            )
         return ids
 
     def analysis(self, analysis_id: str, with_tables: bool = True) -> AnalysisRecord:
@@ -321,13 +420,64 @@ class Store:
             )
         return [self.analysis(i, with_tables=False) for i in ids]
 
+    # -- uploads ------------------------------------------------------------------------
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Bring a store made by an earlier version up to the current columns."""
-    present = {c["name"] for c in sa.inspect(engine).get_columns("analyses")}
-    if "progress" not in present:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE analyses ADD COLUMN progress FLOAT DEFAULT 0"))
+    def put_upload(self, record: UploadRecord) -> None:
+        values = {k: getattr(record, k) for k in (c.name for c in uploads.c)}
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(uploads), [values])
+
+    def set_upload(self, upload_id: str, **changes: Any) -> None:
+        """Update an upload's ``status``, ``progress``, ``error`` or ``result``."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == upload_id)
+                .values(**changes, updated_at=_now())
+            )
+
+    def upload(self, upload_id: str) -> UploadRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
+        if row is None:
+            raise UnknownDatasetError(f"unknown upload {upload_id!r}")
+        data = row._asdict()
+        data["created_at"], data["updated_at"] = map(_utc, (data["created_at"], data["updated_at"]))
+        return UploadRecord(**data)
+
+
+def _write_slices(conn: sa.Connection, version_id: int, table: pd.DataFrame) -> None:
+    """The slices of a version: COPY on PostgreSQL, one executemany on SQLite."""
+    rows = ({"version_id": version_id, **piece} for piece in pack(table))
+    columns = [c.name for c in slices.c]
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        statement = f"COPY slices ({', '.join(columns)}) FROM STDIN"
+        with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= 1000:
+            conn.execute(sa.insert(slices), batch)
+            batch = []
+    if batch:
+        conn.execute(sa.insert(slices), batch)
+
+
+def _unknown_dataset(dataset_id: str, valid: list[str]) -> UnknownDatasetError:
+    hint = closest(dataset_id, valid)
+    return UnknownDatasetError(
+        f"unknown dataset {dataset_id!r}"
+        + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+        + f"; valid datasets: {valid}"
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _utc(stamp: dt.datetime) -> dt.datetime:
