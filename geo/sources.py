@@ -1,7 +1,9 @@
 """The data-source mechanism: a local mirror first, then the official HTTPS download.
 
 The manifest ``data/nuts/sources.toml`` names every file. :func:`locate` returns a local
-path for an entry, downloading it into the cache when no mirror holds it.
+path for an entry, downloading it into the cache when no mirror holds it. Entries with an
+empty ``url`` are mirror-only (files that have no official download, such as the mirror's
+CSV exports of the NUTS change sheets).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from geo.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["boundaries", "eurostat"]
+Kind = Literal["boundaries", "eurostat", "nuts_changes"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Source:
     nuts_year: int | None = None
     scale: str | None = None
     title: str | None = None
+    from_year: int | None = None
 
 
 def manifest(settings: Settings) -> dict[tuple[str, str], Source]:
@@ -72,6 +75,11 @@ def locate(settings: Settings, src: Source) -> Path:
         if candidate.is_file():
             return candidate
         log.info("mirror %s has no %s", settings.data_mirror, src.mirror)
+    if not src.url:
+        raise DataSourceError(
+            f"{src.kind} {src.key!r} is mirror-only and the mirror {settings.data_mirror} "
+            f"lacks {src.mirror}"
+        )
     target = settings.cache_dir / "downloads" / f"{src.kind}-{src.key}{_suffix(src.url)}"
     if target.is_file():
         return target
