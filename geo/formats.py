@@ -582,17 +582,10 @@ def read_chunks(
     path = Path(path)
     _check_file(path, options)
     _check_columns(path, layout, options)
-    batch_rows = max(options.chunk_rows // max(len(layout.wide), 1), 1)
     own = report if report is not None else Report(str(path))
-    if layout.format == "parquet":
-        batches = _parquet_batches(path, layout, options, batch_rows)
-    elif layout.format == "xlsx":
-        batches = _xlsx_batches(path, layout, options, batch_rows)
-    else:
-        batches = _text_batches(path, layout, options, own, batch_rows)
     seen = kept = 0
     try:
-        for cols, rows, flags in batches:
+        for cols, rows, flags in _batches(path, layout, options, own):
             seen += len(rows)
             if options.max_rows is not None and seen > options.max_rows:
                 row = int(rows[len(rows) - (seen - options.max_rows)])
@@ -610,6 +603,16 @@ def read_chunks(
         own.raise_if_any()
 
 
+def _batches(path: Path, layout: Layout, options: ReadOptions, report: Report) -> Iterator[Batch]:
+    """Raw columns of a few rows at a time (fewer for wide tables, which melt into more)."""
+    batch_rows = max(options.chunk_rows // max(len(layout.wide), 1), 1)
+    if layout.format == "parquet":
+        return _parquet_batches(path, layout, options, batch_rows)
+    if layout.format == "xlsx":
+        return _xlsx_batches(path, layout, options, batch_rows)
+    return _text_batches(path, layout, options, report, batch_rows)
+
+
 def _needed(layout: Layout, options: ReadOptions) -> list[str]:
     """The source columns to read, in file order."""
     wanted = {*layout.columns.values(), *layout.dimensions, *options.where}
@@ -622,46 +625,19 @@ def _needed(layout: Layout, options: ReadOptions) -> list[str]:
 def _text_batches(
     path: Path, layout: Layout, options: ReadOptions, report: Report, batch_rows: int
 ) -> Iterator[Batch]:
-    import pyarrow.csv as pcsv
-
     needed = _needed(layout, options)
     names = [f"c{j}" for j in range(len(layout.names))]
     read = [names[layout.names.index(n)] for n in needed]
-    skipped: list[int] = []
-
-    def skip(row: Any) -> str:
-        if row.number is not None:
-            skipped.append(row.number)
-        reason = (
-            f"expected {row.expected_columns} fields separated by {layout.delimiter!r}, "
-            f"found {row.actual_columns}"
-        )
-        report.add(row.number, None, row.text[:200], "malformed-row", reason)
-        return "skip"
-
-    encoding = layout.encoding if layout.encoding not in (None, "utf-8", "utf-8-sig") else "utf8"
-    reader = pcsv.open_csv(
-        pa.input_stream(str(path), compression=layout.compression),
-        read_options=pcsv.ReadOptions(
-            use_threads=False,
-            block_size=min(max(batch_rows * 40, 1 << 20), 1 << 26),
-            skip_rows=layout.header_rows,
-            column_names=names,
-            encoding=encoding,
-        ),
-        parse_options=pcsv.ParseOptions(
-            delimiter=layout.delimiter or ",", ignore_empty_lines=False, invalid_row_handler=skip
-        ),
-        convert_options=pcsv.ConvertOptions(
-            include_columns=read,
-            column_types=dict.fromkeys(read, pa.large_string()),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    skipped = _Skipped(report, layout.delimiter)
+    try:
+        reader = _open_csv(path, layout, names, read, batch_rows, skipped)
+    except pa.ArrowInvalid:  # nothing after the header, not even a line break
+        if _has_data(path, layout):
+            raise
+        return
     record = 0
     for batch in _slices(reader, batch_rows):
-        rows = _line_numbers(layout.header_rows + 1 + record, batch.num_rows, skipped)
+        rows = _line_numbers(layout.header_rows + 1 + record, batch.num_rows, skipped.lines)
         record += batch.num_rows
         cols = {n: batch.column(r) for n, r in zip(needed, read, strict=True)}
         blank = np.logical_and.reduce([np.asarray(pc.equal(c, "")) for c in cols.values()])
@@ -672,6 +648,57 @@ def _text_batches(
             yield _unpack(cols, rows[~blank], layout, report)
         else:
             yield cols, rows[~blank], {}
+
+
+def _has_data(path: Path, layout: Layout) -> bool:
+    with _open(path, layout.compression == "gzip") as fh:
+        return fh.read(HEAD_BYTES).count(b"\n") >= layout.header_rows
+
+
+class _Skipped:
+    """pyarrow's handler of lines with a wrong number of fields: report, remember, skip."""
+
+    def __init__(self, report: Report, delimiter: str | None) -> None:
+        self.report, self.delimiter = report, delimiter
+        self.lines: list[int] = []
+
+    def __call__(self, row: Any) -> str:
+        if row.number is not None:  # known when parsing in one thread, as we do
+            self.lines.append(row.number)
+        reason = (
+            f"expected {row.expected_columns} fields separated by {self.delimiter!r}, "
+            f"found {row.actual_columns}"
+        )
+        self.report.add(row.number, None, row.text[:200], "malformed-row", reason)
+        return "skip"
+
+
+def _open_csv(
+    path: Path, layout: Layout, names: list[str], read: list[str], rows: int, skipped: _Skipped
+) -> Any:
+    """pyarrow's streaming CSV reader, every column as text, blank lines kept as rows."""
+    import pyarrow.csv as pcsv
+
+    encoding = layout.encoding if layout.encoding not in (None, "utf-8", "utf-8-sig") else "utf8"
+    return pcsv.open_csv(
+        pa.input_stream(str(path), compression=layout.compression),
+        read_options=pcsv.ReadOptions(
+            use_threads=False,  # one thread, so that skipped lines have their numbers
+            block_size=min(max(rows * 40, 1 << 20), 1 << 26),
+            skip_rows=layout.header_rows,
+            column_names=names,
+            encoding=encoding,
+        ),
+        parse_options=pcsv.ParseOptions(
+            delimiter=layout.delimiter or ",", ignore_empty_lines=False, invalid_row_handler=skipped
+        ),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=read,
+            column_types=dict.fromkeys(read, pa.large_string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
 def _slices(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
@@ -848,10 +875,7 @@ def _assemble(
     for name, wanted in options.where.items():
         keep &= np.asarray(pc.equal(pc.utf8_trim_whitespace(labels[name]), str(wanted)))
     if not keep.all():
-        mask = pa.array(keep)
-        labels = {n: c.filter(mask) for n, c in labels.items()}
-        cols = {n: c[keep] if isinstance(c, pd.Series) else c.filter(mask) for n, c in cols.items()}
-        flags = {n: c.filter(mask) for n, c in flags.items()}
+        labels, cols, flags = (_filter(d, keep) for d in (labels, cols, flags))
         rows = rows[keep]
     names, constant = _indicator_spec(layout, options)
     dot = pa.scalar(".", pa.large_string())
@@ -883,6 +907,14 @@ def _assemble(
         return pieces[0]
     chunk = pd.concat(pieces, ignore_index=True)
     return chunk.iloc[np.argsort(chunk["row"].to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def _filter(columns: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    mask = pa.array(keep)
+    return {
+        n: c[keep].reset_index(drop=True) if isinstance(c, pd.Series) else c.filter(mask)
+        for n, c in columns.items()
+    }
 
 
 def _optional(values: pa.Array | None) -> Any:

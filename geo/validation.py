@@ -421,6 +421,19 @@ class Validator:
         Role -> source column name (:attr:`geo.formats.Layout.columns`), to name the
         columns in the report as the user knows them.
 
+    Attributes
+    ----------
+    report : Report
+        The findings so far.
+    summary : dict
+        ``data_rows`` (rows of the file), ``rows_read`` and ``rows_kept`` (observations: a
+        row of a wide table holds several), ``rows_missing`` (kept without a value),
+        ``indicators`` (code -> ``years``, ``units``, ``levels``, after :meth:`finish`) and
+        ``recoded`` (old code -> ``{"new": code, "rows": n}``).
+    content_hash : str
+        After :meth:`finish`: SHA-256 over the sorted 64-bit hashes of the kept rows,
+        independent of row order, chunking and file format.
+
     Notes
     -----
     Duplicate keys are found with exact 64-bit key codes (indicator id, region id, year),
@@ -448,6 +461,7 @@ class Validator:
             raise InvalidParameterError(f"decimal must be '.' or ',', not {decimal!r}")
         self.report = Report(file, max_problems=max_problems)
         self.summary: dict[str, Any] = {
+            "data_rows": 0,
             "rows_read": 0,
             "rows_kept": 0,
             "rows_missing": 0,
@@ -473,6 +487,7 @@ class Validator:
         self._levels: dict[tuple[int, int], _Levels] = {}
         self._hints: dict[str, str] = {}
         self._limit_row: int | None = None
+        self._last_row = -1
 
     # -- per chunk ---------------------------------------------------------------------------
 
@@ -484,11 +499,10 @@ class Validator:
         Rows are final only if :meth:`finish` finds no problem (duplicates are found there).
         """
         n = len(chunk)
-        seen = self.summary["rows_read"]
-        self.summary["rows_read"] = seen + n
-        if n == 0 or self._over_limit(seen, chunk):
-            return EMPTY.copy()
+        self.summary["rows_read"] += n
         rows = chunk["row"].to_numpy(dtype=np.int64)
+        if n == 0 or self._over_limit(rows):
+            return EMPTY.copy()
         ok = np.ones(n, dtype=bool)
         geo = self._check_geo(arrow_strings(chunk["geo"]), rows, ok)
         time = self._check_time(chunk["time"], rows, ok)
@@ -498,16 +512,14 @@ class Validator:
         unit = Categories.of(chunk["unit"])
         if not ok.all():
             keep = pa.array(ok)
-            geo, indicator, flag, unit = (
-                geo.filter(keep),
-                indicator.filter(keep),
-                flag.take(ok),
-                unit.take(ok),
-            )
-            time, values, rows = time[ok], numbers.values[ok], rows[ok]
-        else:
-            values = numbers.values
-        out = pd.DataFrame(
+            geo, indicator = geo.filter(keep), indicator.filter(keep)
+            flag, unit, time, rows = flag.take(ok), unit.take(ok), time[ok], rows[ok]
+        values = numbers.values[ok]
+        self.summary["rows_kept"] += len(values)
+        self.summary["rows_missing"] += int(numbers.missing[ok].sum())
+        if len(values):
+            self._track(indicator, geo, flag, unit, time, values, rows)
+        return pd.DataFrame(
             {
                 "indicator": indicator.to_pandas(),
                 "geo": geo.to_pandas(),
@@ -517,17 +529,17 @@ class Validator:
                 "unit": unit.objects(),
             }
         )
-        self.summary["rows_kept"] += len(out)
-        self.summary["rows_missing"] += int(numbers.missing[ok].sum())
-        if len(out):
-            self._track(indicator, geo, flag, unit, time, values, rows)
-        return out
 
-    def _over_limit(self, seen: int, chunk: pd.DataFrame) -> bool:
-        if self._max_rows is None or seen + len(chunk) <= self._max_rows:
+    def _over_limit(self, rows: np.ndarray) -> bool:
+        """Count the file's data rows (a row of a wide table comes as several cells)."""
+        starts = np.flatnonzero(np.diff(rows, prepend=self._last_row) != 0)
+        self._last_row = int(rows[-1])
+        before = self.summary["data_rows"]
+        self.summary["data_rows"] = before + len(starts)
+        if self._max_rows is None or before + len(starts) <= self._max_rows:
             return False
         if self._limit_row is None:
-            self._limit_row = int(chunk["row"].iloc[max(self._max_rows - seen, 0)])
+            self._limit_row = int(rows[starts[self._max_rows - before]])
         return True
 
     def _rows_problem(
@@ -708,11 +720,11 @@ class Validator:
 
     def finish(self) -> Report:
         """Whole-table checks, the summary and the content hash; returns the report."""
-        read = self.summary["rows_read"]
-        if read == 0:
+        if self.summary["rows_read"] == 0:
             self.report.add(None, None, None, "no-data-rows", "the table has no data rows")
         if self._limit_row is not None:
-            reason = f"the table has {read} data rows; at most {self._max_rows} are accepted"
+            rows = self.summary["data_rows"]
+            reason = f"the table has {rows} data rows; at most {self._max_rows} are accepted"
             self.report.add(self._limit_row, None, None, "too-many-rows", reason)
         self._find_duplicates()
         self._find_mixed_levels()

@@ -295,6 +295,9 @@ def test_empty_file_and_header_only(table: pd.DataFrame, known: set[str], tmp_pa
     header = write(table.iloc[:0], tmp_path / "header.csv")
     validator = run(header, known)
     assert [p["rule"] for p in validator.report.problems] == ["no-data-rows"]
+    bare = tmp_path / "bare.csv"  # the header without a line break
+    bare.write_text(header.read_text().rstrip("\n"))
+    assert [p["rule"] for p in run(bare, known).report.problems] == ["no-data-rows"]
 
 
 def test_size_and_row_limits(table: pd.DataFrame, known: set[str], tmp_path: Path) -> None:
@@ -315,6 +318,20 @@ def test_size_and_row_limits(table: pd.DataFrame, known: set[str], tmp_path: Pat
     (problem,) = validator.report.problems
     assert (problem["rule"], problem["row"]) == ("too-many-rows", line(limit))
     assert f"has {len(table)} data rows" in problem["reason"]
+
+
+def test_row_limit_counts_rows_of_a_wide_table(
+    table: pd.DataFrame, known: set[str], tmp_path: Path
+) -> None:
+    """A wide row holds several observations; the limit counts the file's rows."""
+    wide = table.pivot(index="geo", columns="time", values="value").reset_index()
+    path = write(wide, tmp_path / "wide.csv")
+    options = ReadOptions(indicator="EUR_HAB", chunk_rows=25)
+    assert run(path, known, options, max_rows=len(wide)).report.ok
+    validator = run(path, known, options, max_rows=len(wide) - 1)
+    (problem,) = validator.report.problems
+    assert (problem["rule"], problem["row"]) == ("too-many-rows", line(len(wide) - 1))
+    assert validator.summary["data_rows"] == len(wide)
 
 
 def test_decimal_comma_file(table: pd.DataFrame, known: set[str], tmp_path: Path) -> None:
