@@ -48,6 +48,7 @@ MAGIC = {b"PAR1": "parquet", b"PK\x03\x04": "xlsx", b"\x1f\x8b": "gzip"}
 _TSV_HEADER = re.compile(r"^[^\t]*\\[^\t]*\t")
 _TSV_CELL = r"^(?P<value>\S*)(?:\s+(?P<flag>\S+))?$"  # "12345.6 p", ":", ": c"
 _YEAR = re.compile(r"\s*(1[89]\d\d|2[01]\d\d)(\.0*)?\s*")
+_NUTS = re.compile(r"[A-Z]{2}[0-9A-Z]{0,3}")
 _NUMERIC = re.compile(r"\s*[+-]?[\d.,]*\d[\d.,]*([eE][+-]?\d+)?\s*|\s*:\s*")
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+\d+(?::[A-Z]+\d+)?)"')
 
@@ -222,12 +223,12 @@ def _sniff_text(path: Path, options: ReadOptions, gz: bool) -> Layout:
         return _sniff_tsv(path, lines[0], encoding, compression, options)
     delimiter = options.delimiter or _detect_delimiter(path, lines)
     rows = list(csv.reader(lines[: HEAD_ROWS * 2], delimiter=delimiter))
-    names, header_rows, groups = _find_header(path, rows, rows, set(), options)
+    labels, header_rows, groups = _find_header(path, rows, rows, set(), options)
     sample = rows[header_rows:]
     sdmx = options.format == "sdmx-csv" or (
-        not options.format and {"obs_value", "time_period"} <= {_norm(n) for n in names}
+        not options.format and {"obs_value", "time_period"} <= {_norm(n) for n in labels}
     )
-    roles, wide, dims = _classify(path, names, groups, sample, options, sdmx)
+    names, roles, wide, dims = _classify(path, labels, groups, sample, options, sdmx)
     fmt = "wide" if wide else ("sdmx-csv" if sdmx else "tidy")
     decimal = options.decimal or _detect_decimal(
         _value_cells(names, roles, wide, sample), delimiter
@@ -374,7 +375,7 @@ def _find_header(
         above = [_cell(filled[i], j) for i in range(max(h - 2, 0), end)]
         groups.append(next((c for c in reversed(above) if c and c != name), ""))
         names.append(name)
-    return _unique(names, groups), end, groups
+    return names, end, groups
 
 
 def _cell(row: list[str], j: int) -> str:
@@ -405,23 +406,28 @@ def _unique(names: list[str], groups: list[str]) -> list[str]:
 
 def _classify(
     path: Path,
-    names: list[str],
+    labels: list[str],
     groups: list[str],
     sample: list[list[Any]],
     options: ReadOptions,
     sdmx: bool,
-) -> tuple[dict[str, str], tuple[WideColumn, ...], tuple[str, ...]]:
-    """Column roles, the value columns of a wide table, and the default indicator columns."""
+) -> tuple[list[str], dict[str, str], tuple[WideColumn, ...], tuple[str, ...]]:
+    """Unique column names, their roles, a wide table's value columns, indicator columns.
+
+    ``labels`` are the header cells (``groups`` the labels above them). Of several columns
+    named like a region column, the one whose sampled cells look most like NUTS codes wins.
+    """
+    names = _unique(labels, groups)
     roles: dict[str, str] = {}
-    for name in names:
-        role = _role(name)
+    for j in sorted(range(len(names)), key=lambda j: -_codes_in(sample, j)):
+        role = _role(names[j])
         if role and role not in roles:
-            roles[role] = name
+            roles[role] = names[j]
     roles.update(options.columns)
     taken = set(roles.values()) | set(options.where) | set(options.indicator_from or ())
     wide: tuple[WideColumn, ...] = ()
     if "value" not in roles or options.format == "wide":
-        wide = _by_year(names, groups, taken) or (
+        wide = _by_year(names, labels, groups, taken) or (
             _by_indicator(names, sample, taken) if "time" in roles else ()
         )
     if not wide and "value" not in roles:
@@ -433,18 +439,25 @@ def _classify(
     if sdmx:
         skip = {roles.get(r) for r in ("geo", "time", "value", "flag")}
         dims = tuple(n for n in names if n not in skip and _norm(n) not in SDMX_OTHER | {"freq"})
-    return roles, wide, dims
+    return names, roles, wide, dims
 
 
-def _by_year(names: list[str], groups: list[str], taken: set[str]) -> tuple[WideColumn, ...]:
+def _codes_in(sample: list[list[Any]], j: int) -> int:
+    """How many sampled cells of column ``j`` look like NUTS codes (AT, AT3, AT31, AT312)."""
+    return sum(bool(_NUTS.fullmatch(str(row[j]).strip())) for row in sample if j < len(row))
+
+
+def _by_year(
+    names: list[str], labels: list[str], groups: list[str], taken: set[str]
+) -> tuple[WideColumn, ...]:
     """One column per year; distinct group labels above the years name the indicators."""
     years = [
         (n, g, y)
-        for n, g in zip(names, groups, strict=True)
-        if n not in taken and (y := _year(n.split()[-1] if n.split() else n))
+        for n, label, g in zip(names, labels, groups, strict=True)
+        if n not in taken and (y := _year(label))
     ]
-    labels = {g for _, g, _ in years}
-    return tuple((n, g if len(labels) > 1 and g else None, y) for n, g, y in years)
+    distinct = {g for _, g, _ in years}
+    return tuple((n, g if len(distinct) > 1 and g else None, y) for n, g, y in years)
 
 
 def _by_indicator(
@@ -484,7 +497,7 @@ def _sniff_parquet(path: Path, options: ReadOptions) -> Layout:
     header = [names]
     _find_header(path, header, header, set(), options)  # a region column is required
     sdmx = {"obs_value", "time_period"} <= {_norm(n) for n in names}
-    roles, wide, dims = _classify(path, names, [""] * len(names), sample, options, sdmx)
+    names, roles, wide, dims = _classify(path, names, [""] * len(names), sample, options, sdmx)
     decimal = options.decimal or _detect_decimal(_value_cells(names, roles, wide, sample), None)
     return Layout("parquet", None, None, decimal, None, 0, roles, tuple(names), wide, dims)
 
@@ -501,20 +514,30 @@ def _sniff_xlsx(path: Path, options: ReadOptions) -> Layout:
     finally:
         wb.close()
     raw = [[_text(v) for v in row] for row in head]
+    filled, covered = _fill(raw, merges)
+    labels, header_rows, groups = _find_header(path, raw, filled, covered, options)
+    sample = head[header_rows:]
+    names, roles, wide, dims = _classify(path, labels, groups, sample, options, False)
+    decimal = options.decimal or _detect_decimal(_value_cells(names, roles, wide, sample), None)
+    return Layout("xlsx", None, None, decimal, title, header_rows, roles, tuple(names), wide, dims)
+
+
+def _fill(
+    raw: list[list[str]], merges: list[tuple[int, int, int, int]]
+) -> tuple[list[list[str]], set[tuple[int, int]]]:
+    """The rows with merged cells filled from their top-left cell, and the cells so filled."""
     filled = [list(row) for row in raw]
     covered: set[tuple[int, int]] = set()
     for c0, r0, c1, r1 in merges:
-        for r in range(r0 - 1, min(r1, len(raw))):
-            for c in range(c0 - 1, c1):
-                if (r, c) != (r0 - 1, c0 - 1):
-                    covered.add((r, c))
-                    filled[r].extend([""] * (c + 1 - len(filled[r])))
-                    filled[r][c] = _cell(raw[r0 - 1], c0 - 1) if r0 - 1 < len(raw) else ""
-    names, header_rows, groups = _find_header(path, raw, filled, covered, options)
-    sample = head[header_rows:]
-    roles, wide, dims = _classify(path, names, groups, sample, options, False)
-    decimal = options.decimal or _detect_decimal(_value_cells(names, roles, wide, sample), None)
-    return Layout("xlsx", None, None, decimal, title, header_rows, roles, tuple(names), wide, dims)
+        if r0 > len(raw):
+            continue
+        top = _cell(raw[r0 - 1], c0 - 1)
+        for r, c in ((r, c) for r in range(r0 - 1, min(r1, len(raw))) for c in range(c0 - 1, c1)):
+            if (r, c) != (r0 - 1, c0 - 1):
+                covered.add((r, c))
+                filled[r].extend([""] * (c + 1 - len(filled[r])))
+                filled[r][c] = top
+    return filled, covered
 
 
 def _worksheet(path: Path, wb: Any, sheet: str | int | None) -> Any:

@@ -365,9 +365,9 @@ def test_parquet_tidy_and_wide(gdp: pd.DataFrame, known: set[str], tmp_path: Pat
 def workbook(settings: Settings, gdp: pd.DataFrame, path: Path) -> dict[str, int]:
     """A workbook as offices make them; returns the spreadsheet row of each region.
 
-    Sheet "GDP": a merged title row, then "NUTS code" and "Region" merged over two header
-    rows, and a merged "Year" cell above the year columns. Sheet "tidy": one row per year,
-    the region code merged down over its years.
+    Sheet "GDP": a merged title row, then "Region" (the names) and "NUTS code" merged over
+    two header rows, and a merged "Year" cell above the year columns. Sheet "tidy": one row
+    per year, the region code merged down over its years.
     """
     eur = gdp[gdp["unit"] == "EUR_HAB"]
     wide = eur.pivot(index="geo", columns="time", values="value")
@@ -378,14 +378,14 @@ def workbook(settings: Settings, gdp: pd.DataFrame, path: Path) -> dict[str, int
     last = 2 + wide.shape[1]
     ws.append(["Gross domestic product per inhabitant, EUR (Eurostat nama_10r_3gdp)"])
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=last)
-    ws.append(["NUTS code", "Region", "Year"])
+    ws.append(["Region", "NUTS code", "Year"])  # a name column first, named like a code one
     ws.merge_cells("A2:A3")
     ws.merge_cells("B2:B3")
     ws.merge_cells(start_row=2, start_column=3, end_row=2, end_column=last)
     ws.append([None, None, *[int(y) for y in wide.columns]])
     rows = {}
     for geo, values in wide.iterrows():
-        ws.append([geo, names.get(geo), *[None if pd.isna(v) else float(v) for v in values]])
+        ws.append([names.get(geo), geo, *[None if pd.isna(v) else float(v) for v in values]])
         rows[geo] = ws.max_row
     tidy = wb.create_sheet("tidy")
     tidy.append(["nuts_id", "year", "value", "flag"])
