@@ -164,10 +164,14 @@ def sniff(path: Path, options: ReadOptions = ReadOptions()) -> Layout:
     if options.format is not None and options.format not in FORMATS:
         raise InvalidParameterError(f"unknown format {options.format!r}; use one of {FORMATS}")
     kind = _check_file(path, options)
+    if options.format in ("parquet", "xlsx"):
+        kind = options.format
+    elif options.format in ("eurostat-tsv", "sdmx-csv") and kind != "gzip":
+        kind = "text"
     try:
-        if options.format == "parquet" or (kind == "parquet" and options.format is None):
+        if kind == "parquet":
             layout = _sniff_parquet(path, options)
-        elif options.format == "xlsx" or (kind == "xlsx" and options.format is None):
+        elif kind == "xlsx":
             layout = _sniff_xlsx(path, options)
         else:
             layout = _sniff_text(path, options, kind == "gzip")
@@ -426,7 +430,7 @@ def _classify(
     roles.update(options.columns)
     taken = set(roles.values()) | set(options.where) | set(options.indicator_from or ())
     wide: tuple[WideColumn, ...] = ()
-    if "value" not in roles or options.format == "wide":
+    if options.format != "tidy" and ("value" not in roles or options.format == "wide"):
         wide = _by_year(names, labels, groups, taken) or (
             _by_indicator(names, sample, taken) if "time" in roles else ()
         )

@@ -554,3 +554,59 @@ def test_parquet_nan_is_a_value_null_is_missing(
     assert [(p["rule"], p["row"]) for p in problems] == [("nan-value", 1)]
     assert kept["geo"].tolist() == gdp["geo"].iloc[1:3].tolist()
     assert np.isnan(kept["value"].iloc[0]) and kept["value"].iloc[1] == gdp["value"].iloc[2]
+
+
+def test_xlsx_merged_group_headers_name_indicators(
+    gdp: pd.DataFrame, known: set[str], tmp_path: Path
+) -> None:
+    """Merged group cells over repeated year columns (EUR_HAB 2000..., MIO_EUR 2000...)."""
+    wide = gdp.pivot(index="geo", columns=["unit", "time"], values="value")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["GDP of the NUTS 3 regions"])
+    ws.append(["NUTS_ID"])
+    ws.append([None])
+    column = 2
+    for unit in UNITS:
+        years = [int(y) for u, y in wide.columns if u == unit]
+        ws.cell(row=2, column=column, value=unit)
+        ws.merge_cells(
+            start_row=2, start_column=column, end_row=2, end_column=column + len(years) - 1
+        )
+        for k, year in enumerate(years):
+            ws.cell(row=3, column=column + k, value=year)
+        column += len(years)
+    ws.merge_cells("A2:A3")
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=column - 1)
+    for geo, values in wide.iterrows():
+        ws.append([geo, *[None if pd.isna(v) else float(v) for v in values]])
+    path = tmp_path / "groups.xlsx"
+    wb.save(path)
+    layout, kept, validator = validate(path, known)
+    assert layout.header_rows == 3 and {i for _, i, _ in layout.wide} == set(UNITS)
+    assert validator.report.ok
+    assert_same(kept, expected(full_grid(gdp).assign(flag=None)))
+
+
+@pytest.mark.parametrize("forced", ["tidy", "parquet"])
+def test_forced_format_keeps_the_files_reader(
+    gdp: pd.DataFrame, known: set[str], tmp_path: Path, forced: str
+) -> None:
+    """Forcing a layout (tidy) or the format itself reads a Parquet file as Parquet."""
+    path = tmp_path / "gdp.bin"
+    gdp[["unit", "geo", "time", "value", "flag"]].to_parquet(path)
+    layout, kept, validator = validate(path, known, format=forced)
+    assert layout.format == "parquet" and validator.report.ok
+    assert_same(kept, expected(gdp))
+
+
+def test_forced_eurostat_tsv_still_unzips(
+    gdp: pd.DataFrame, known: set[str], tmp_path: Path
+) -> None:
+    plain = tmp_path / "t.tsv"
+    write_tsv(gdp, plain, pd.Series(False, index=gdp.index))
+    packed = tmp_path / "t.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    layout, kept, _ = validate(packed, known, format="eurostat-tsv")
+    assert (layout.format, layout.compression) == ("eurostat-tsv", "gzip")
+    assert_same(kept, expected(full_grid(gdp)))
