@@ -59,7 +59,27 @@ WideColumn = tuple[str, str | None, str | None]  # source column, its indicator,
 class ReadOptions:
     """How to read a file; every ``None`` is detected.
 
-    ``columns`` (role -> source column name) overrides the detected column roles.
+    Parameters
+    ----------
+    format
+        One of :data:`FORMATS`. ``tidy``/``wide`` force a layout, also in XLSX and Parquet.
+    sheet
+        XLSX sheet name or 0-based index; the first sheet by default.
+    encoding, delimiter, decimal
+        Text files: detected among UTF-8 (with or without BOM) and Windows-1252/Latin-1,
+        ``,`` ``;`` and tab, ``.`` and ``,``.
+    indicator
+        The indicator code of a table that names none (no indicator column, wide by year).
+    where
+        Keep only rows whose column equals the value, e.g. ``{"unit": "EUR_HAB"}``.
+    indicator_from
+        Columns whose values, joined with ``.``, name the indicator.
+    chunk_rows
+        Rows per chunk (observations, for wide tables).
+    max_bytes, max_rows
+        Refuse larger files, or tables with more data rows.
+    columns
+        Role (geo, time, value, indicator, unit, flag) -> source column, overriding detection.
     """
 
     format: str | None = None
@@ -80,11 +100,26 @@ class ReadOptions:
 class Layout:
     """What :func:`sniff` detected (or the options forced).
 
-    ``columns`` maps the roles geo, time, value, indicator, unit, flag (those present) to
-    source columns; ``names`` lists every source column; ``wide`` the value columns of a wide
-    table with their indicator and year (None where a column gives them); ``dimensions`` the
-    columns whose values, joined with ".", name the indicator by default (Eurostat tables);
-    ``packed`` the dimensions packed in the first column of a Eurostat TSV.
+    Attributes
+    ----------
+    format
+        One of :data:`FORMATS`; text files are ``tidy``, ``wide``, ``eurostat-tsv`` or
+        ``sdmx-csv``, while ``xlsx`` and ``parquet`` may be tidy or wide (see ``wide``).
+    header_rows
+        Lines (rows) before the first data row.
+    columns
+        Role (geo, time, value, indicator, unit, flag; those present) -> source column.
+    names
+        Every source column, in file order (unique; empty header cells are "column N").
+    wide
+        The value columns of a wide table as (column, indicator, year), None where another
+        column gives the indicator or the year.
+    dimensions
+        Columns whose values, joined with ".", name the indicator by default (Eurostat).
+    packed
+        The dimensions packed in the first column of a Eurostat TSV (``freq,unit,geo``).
+    compression
+        ``gzip`` for a compressed text file.
     """
 
     format: str
@@ -152,7 +187,19 @@ def _text(cell: object) -> str:
 
 
 def sniff(path: Path, options: ReadOptions = ReadOptions()) -> Layout:
-    """Detect the layout of a table file.
+    """Detect the layout of a table file from its first bytes and rows.
+
+    Parameters
+    ----------
+    path
+        A CSV/TSV (optionally gzip-compressed), XLSX or Parquet file.
+    options
+        What not to detect.
+
+    Returns
+    -------
+    Layout
+        What :func:`read_chunks` needs to read the file.
 
     Raises
     ------
@@ -590,7 +637,9 @@ def read_chunks(
     """Stream a table as chunks of at most ``options.chunk_rows`` rows of :data:`CHUNK_COLUMNS`.
 
     ``indicator``, ``geo``, ``time`` are text; ``value`` is the text as written, or a number
-    where the file stores numbers (Parquet, XLSX); ``flag`` and ``unit`` are text or None;
+    where the file stores numbers (Parquet: a pyarrow-backed float column, whose nulls are
+    empty cells and NaN a stored NaN; XLSX: object cells, None where empty); ``flag`` and
+    ``unit`` are text or None;
     ``row`` is the row number the user sees (line in a text file, spreadsheet row, 1-based
     record in Parquet); ``column`` the source column of the value.
 

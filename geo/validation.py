@@ -54,10 +54,20 @@ def _finding(file: str, row: object, column: object, value: object, rule: str, r
 
 @dataclass
 class Report:
-    """Problems and warnings found in one file, each naming file, row, column, value and rule.
+    """Problems and warnings found in one file.
 
-    Only the first ``max_problems`` problems (and warnings) are listed; the others are
-    counted in ``more_problems`` / ``more_warnings``, and ``counts`` has every finding per rule.
+    Each finding is ``{"file", "row", "column", "value", "rule", "reason"}``: ``row`` as the
+    user sees it (line of a text file, spreadsheet row, Parquet record), ``rule`` a short code
+    such as ``unknown-nuts-code``.
+
+    Attributes
+    ----------
+    problems, warnings
+        The first ``max_problems`` findings of each kind.
+    more_problems, more_warnings
+        How many more were found but not listed.
+    counts
+        Rule -> every finding of that rule, listed or not.
     """
 
     file: str
@@ -179,10 +189,21 @@ class Numbers:
 def parse_numbers(values: pd.Series | pa.Array, decimal: str = ".") -> Numbers:
     """Parse cells as written in a file, or as numbers stored by Parquet or XLSX.
 
-    Empty cells and ``:`` are missing values. ``NaN``/``inf`` written as values, text that
-    is not a number with the given decimal mark, and thousands-grouped numbers without a
-    decimal part (ambiguous) are problems; grouped numbers with a decimal part are read,
-    with a warning.
+    Parameters
+    ----------
+    values
+        Text, numbers (null: an empty cell), or spreadsheet cells (object: numbers, text
+        and None).
+    decimal
+        The decimal mark of the text.
+
+    Returns
+    -------
+    Numbers
+        Empty cells and ``:`` are missing. Problems: ``non-numeric``, ``nan-value`` and
+        ``infinite-value`` (written or stored), ``ambiguous-number`` (``1.234`` with the
+        decimal mark ``,``: 1.234 or 1234?). Warning: ``thousands-separator`` for grouped
+        numbers with a decimal part (``1.234,5``), which are read.
     """
     if isinstance(values, pd.Series) and values.dtype == object:
         return _parse_objects(values.to_numpy(), decimal)
