@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class AlpClustersError(Exception):
@@ -69,9 +70,15 @@ class IngestError(AlpClustersError):
     code = "invalid-table"
     title = "Invalid input table"
 
-    def __init__(self, file: str, problems: Iterable[dict[str, object]]) -> None:
+    def __init__(
+        self,
+        file: str,
+        problems: Iterable[dict[str, object]],
+        report: dict[str, Any] | None = None,
+    ) -> None:
         self.file = file
         self.problems = list(problems)
+        self.report = report  # the whole validation report, when there is one
         first: dict[str, object] = (
             self.problems[0] if self.problems else {"file": file, "reason": "invalid"}
         )

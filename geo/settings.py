@@ -71,6 +71,23 @@ class Settings(BaseSettings):
         "and computes in the background.",
     )
 
+    upload_dir: Path = Field(
+        default=REPO_ROOT / "var" / "uploads",
+        description="Where uploaded files wait while they are checked (deleted afterwards).",
+    )
+    max_upload_bytes: int = Field(
+        default=1 << 30, gt=0, description="Largest accepted upload file, in bytes."
+    )
+    max_upload_rows: int = Field(
+        default=20_000_000, gt=0, description="Most data rows accepted in one upload."
+    )
+    upload_background_bytes: int = Field(
+        default=4 << 20,
+        ge=0,
+        description="Uploads larger than this are checked and stored in the background "
+        "(POST /datasets answers 202 with a status URL).",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.tiles and not self.tiles_attribution:

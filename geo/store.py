@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +337,21 @@ class Store:
         if geos is not None:
             frame = frame[frame["geo"].isin(list(geos))].reset_index(drop=True)
         return frame
+
+    def version_frames(
+        self, dataset_id: str, version: int, batch: int = 256
+    ) -> Iterator[pd.DataFrame]:
+        """The observations of a version, a few slices at a time (for downloads)."""
+        with self.engine.connect() as conn:
+            vid = self._version_id(conn, dataset_id, version)
+            query = (
+                sa.select(*(slices.c[c] for c in ("indicator", "time", "geos", "vals", "flags")))
+                .where(slices.c.version_id == vid)
+                .order_by(slices.c.indicator, slices.c.time)
+            )
+            rows = conn.execution_options(yield_per=batch).execute(query)
+            for part in rows.partitions(batch):
+                yield unpack(row._asdict() for row in part)
 
     # -- analyses -----------------------------------------------------------------------
 

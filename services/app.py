@@ -16,9 +16,10 @@ from geo.engine import connect
 from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import Store
+from geo.upload_jobs import UploadRunner
 from maps.assets import CSS_DIR, LEAFLET_DIR, assets_missing
 from services import errors
-from services.routers import analyses, datasets, health, pages, regions
+from services.routers import analyses, datasets, health, pages, regions, uploads
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runner = AnalysisRunner(
             settings, app.state.store, app.state.scheduler, settings.background_work
         )
+        app.state.uploads = UploadRunner(settings, app.state.store)
         warm_up()  # the first analysis must not pay for kernel loading
         missing = assets_missing()
         if missing:
             log.warning("map assets missing (run 'make assets'): %s", missing)
         yield
         app.state.runner.close()
+        app.state.uploads.close()
         if hasattr(app.state.scheduler, "close"):
             app.state.scheduler.close()
         app.state.store.engine.dispose()
@@ -58,7 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "EUPL-1.2", "identifier": "EUPL-1.2"},
     )
     errors.register(app)
-    for router in (health.router, regions.router, datasets.router, analyses.router, pages.router):
+    for router in (
+        health.router,
+        regions.router,
+        datasets.router,
+        uploads.router,
+        analyses.router,
+        pages.router,
+    ):
         app.include_router(router)
     app.mount(
         "/static/leaflet", StaticFiles(directory=LEAFLET_DIR, check_dir=False), name="leaflet"

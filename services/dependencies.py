@@ -12,6 +12,7 @@ from geo.analysis import pick_series, series_layers
 from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import AnalysisRecord, Store
+from geo.upload_jobs import UploadRunner
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,6 +25,11 @@ def get_store(request: Request) -> Store:
     return store
 
 
+def get_upload_runner(request: Request) -> UploadRunner:
+    runner: UploadRunner = request.app.state.uploads
+    return runner
+
+
 def get_runner(request: Request) -> AnalysisRunner:
     runner: AnalysisRunner = request.app.state.runner
     return runner
@@ -32,6 +38,7 @@ def get_runner(request: Request) -> AnalysisRunner:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 RunnerDep = Annotated[AnalysisRunner, Depends(get_runner)]
+UploadRunnerDep = Annotated[UploadRunner, Depends(get_upload_runner)]
 
 LevelQuery = Annotated[int, Query(ge=0, le=3, description="NUTS level, 0 (countries) to 3.")]
 AreaQuery = Annotated[

@@ -54,7 +54,11 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JS
 def _domain(status: int) -> Any:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AlpClustersError)
-        extra = {"errors": exc.problems} if isinstance(exc, IngestError) else {}
+        extra: dict[str, Any] = {}
+        if isinstance(exc, IngestError):
+            extra = {"errors": exc.problems}
+            if exc.report is not None:
+                extra["report"] = exc.report
         return problem(status, exc.title, str(exc), exc.code, instance=request.url.path, **extra)
 
     return handler

@@ -1,14 +1,22 @@
-"""Indicator datasets."""
+"""Indicator datasets: listing, uploads (new versions), dry-run validation, versions and
+downloads."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from geo.store import DatasetInfo
-from services.dependencies import StoreDep
-from services.schemas import Dataset
+from geo.records import DatasetInfo, VersionInfo
+from geo.upload_jobs import outcome_json
+from geo.uploads import upload
+from services.dependencies import SettingsDep, StoreDep, UploadRunnerDep
+from services.downloads import version_csv, version_parquet
+from services.forms import RequestDep, SpoolDep, dataset_slug
+from services.schemas import Dataset, Upload, UploadAnswer, Version
 
 router = APIRouter(tags=["datasets"])
 
@@ -20,17 +28,107 @@ def dataset_out(info: DatasetInfo, request: Request) -> Dataset:
         **fields,
         links={
             "self": str(request.url_for("get_dataset", dataset_id=info.id)),
+            "versions": str(request.url_for("list_versions", dataset_id=info.id)),
         },
     )
 
 
+def version_out(info: VersionInfo, request: Request) -> Version:
+    link = request.url_for("download_version", dataset_id=info.dataset_id, version=info.version)
+    return Version(**dataclasses.asdict(info), links={"download": str(link)})
+
+
 @router.get("/datasets", response_model=list[Dataset], summary="List datasets")
 def list_datasets(store: StoreDep, request: Request) -> list[Dataset]:
-    """Every dataset with its indicators, years and units."""
+    """Every dataset at its latest version, with its indicators, years and units."""
     return [dataset_out(d, request) for d in store.datasets()]
 
 
 @router.get("/datasets/{dataset_id}", response_model=Dataset, summary="One dataset")
 def get_dataset(dataset_id: str, store: StoreDep, request: Request) -> Dataset:
-    """A dataset's indicators, years, units, source and licence."""
+    """A dataset's latest version: indicators, years, units, source and licence."""
     return dataset_out(store.dataset(dataset_id), request)
+
+
+@router.post(
+    "/datasets",
+    response_model=UploadAnswer,
+    status_code=201,
+    summary="Upload a table: a new dataset, or a new version of one",
+    responses={202: {"model": Upload}, 422: {"description": "The table was refused."}},
+)
+async def post_dataset(
+    form: RequestDep,
+    path: SpoolDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    uploads: UploadRunnerDep,
+    request: Request,
+) -> Any:
+    """Check the file and store it as the next version of the dataset ``name``.
+
+    Files larger than the background limit answer 202 with a status URL (``GET
+    /uploads/{id}``); an identical re-upload answers 200 with the existing version."""
+    if path.stat().st_size > settings.upload_background_bytes:
+        record = uploads.submit(path, form)
+        location = str(request.url_for("get_upload", upload_id=record.id))
+        body = Upload.from_record(record, location).model_dump(mode="json")
+        return JSONResponse(body, status_code=202, headers={"Location": location})
+    try:
+        outcome = await run_in_threadpool(upload, settings, store, path, form)
+    finally:
+        path.unlink(missing_ok=True)
+    status = 201 if outcome.created else 200
+    return JSONResponse(outcome_json(outcome), status_code=status)
+
+
+@router.post(
+    "/datasets/{dataset_id}/validate",
+    response_model=UploadAnswer,
+    summary="Check a table without storing it",
+)
+async def validate_dataset(
+    dataset_id: str, form: RequestDep, path: SpoolDep, settings: SettingsDep, store: StoreDep
+) -> Any:
+    """A dry run of ``POST /datasets``: the validation report, nothing stored."""
+    request = dataclasses.replace(form, dataset_id=dataset_slug(dataset_id))
+    try:
+        outcome = await run_in_threadpool(upload, settings, store, path, request, dry_run=True)
+    finally:
+        path.unlink(missing_ok=True)
+    return outcome_json(outcome)
+
+
+@router.get("/datasets/{dataset_id}/versions", response_model=list[Version], summary="Versions")
+def list_versions(dataset_id: str, store: StoreDep, request: Request) -> list[Version]:
+    """Every version with its provenance: hash, uploader, time, rows, NUTS version,
+    indicators, years, units and the validation report."""
+    return [version_out(v, request) for v in store.versions(dataset_id)]
+
+
+@router.get(
+    "/datasets/{dataset_id}/versions/{version}/download",
+    summary="Download a version as stored",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+def download_version(
+    dataset_id: str,
+    version: int,
+    store: StoreDep,
+    f: Annotated[Literal["csv", "parquet"], Query(description="csv or parquet.")] = "csv",
+) -> Response:
+    """The observations of one version: ``indicator, geo, time, value, flag, unit``."""
+    info = store.version(dataset_id, version)
+    name = f"{dataset_id}-v{version}"
+    if f == "parquet":
+        return Response(
+            version_parquet(store, info),
+            media_type="application/vnd.apache.parquet",
+            headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
+        )
+    return StreamingResponse(
+        version_csv(store, info),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
