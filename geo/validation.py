@@ -24,7 +24,6 @@ from geo.errors import IngestError, InvalidParameterError, closest
 MAX_PROBLEMS = 100
 FLAG_LETTERS = "bcdefnprsuz"
 FLAG_PATTERN = f"^[{FLAG_LETTERS}]+$"
-OUTPUT_COLUMNS = ("indicator", "geo", "time", "value", "flag", "unit")
 
 # Numbers as written: plain, grouped by thousands with a decimal part (unambiguous), and
 # grouped without one (ambiguous: "1.234" is 1.234 or 1234), for each decimal mark.
