@@ -103,20 +103,46 @@ def data_areas(
 @app.command()
 def ingest(
     path: Path,
-    dataset: Annotated[str, typer.Option(help="Dataset id.")],
+    dataset: Annotated[str, typer.Option(help="Dataset id; a new version when it exists.")],
     title: Annotated[str | None, typer.Option(help="Title; default: the id.")] = None,
     description: str = "",
     source: str = "",
     licence: str = "",
+    uploader: Annotated[str, typer.Option(help="Who uploads (provenance).")] = "",
+    format: Annotated[
+        str | None,
+        typer.Option(
+            help="tidy, wide, xlsx, eurostat-tsv, sdmx-csv or parquet; default: detected."
+        ),
+    ] = None,
+    sheet: Annotated[str | None, typer.Option(help="XLSX sheet; default: the first.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="utf-8, utf-8-sig or cp1252.")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="',', ';' or 'tab'.")] = None,
+    decimal: Annotated[str | None, typer.Option(help="'.' or ','.")] = None,
+    indicator: Annotated[
+        str | None, typer.Option(help="Indicator code of a table that names none.")
+    ] = None,
     where: Annotated[list[str] | None, typer.Option(help="Keep rows with COLUMN=VALUE.")] = None,
     indicator_from: Annotated[
         list[str] | None, typer.Option(help="Columns that name the indicator.")
     ] = None,
-    level: Annotated[int | None, typer.Option(help="Require codes of this NUTS level.")] = None,
-    drop_unknown: Annotated[bool, typer.Option(help="Drop unknown codes with a warning.")] = False,
+    level: Annotated[
+        list[int] | None, typer.Option(help="Keep only this NUTS level (repeatable).")
+    ] = None,
+    on_problem: Annotated[
+        str,
+        typer.Option(
+            help="refuse: any problem refuses the file; "
+            "skip: store the valid rows, problems become warnings."
+        ),
+    ] = "refuse",
+    drop_unknown: Annotated[bool, typer.Option(help="Same as --on-problem skip.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Only check the file; store nothing.")] = False,
 ) -> None:
-    """Load a tidy table (geo, time, value[, flag, ...]) from CSV or Parquet into the store."""
-    from geo.indicators import TableSpec, ingest_file
+    """Check a table (CSV, TSV, XLSX, Eurostat TSV/SDMX-CSV, Parquet) and store it as the next
+    version of a dataset; the same checks as POST /datasets."""
+    from geo.formats import ReadOptions
+    from geo.uploads import UploadRequest, upload
 
     filters = {}
     for item in where or []:
@@ -124,21 +150,47 @@ def ingest(
             raise typer.BadParameter(f"--where {item!r}: use COLUMN=VALUE")
         key, value = item.split("=", 1)
         filters[key] = value
-    spec = TableSpec(
+    if on_problem not in ("refuse", "skip"):
+        raise typer.BadParameter(f"--on-problem {on_problem!r}: use refuse or skip")
+    read = ReadOptions(
+        format=format,
+        sheet=int(sheet) if sheet and sheet.isdigit() else sheet,
+        encoding=encoding,
+        delimiter="\t" if delimiter in ("tab", "\\t") else delimiter,
+        decimal=decimal,
+        indicator=indicator,
+        where=filters,
+        indicator_from=indicator_from,
+    )
+    request = UploadRequest(
         dataset_id=dataset,
-        title=title or dataset,
+        title=title or "",  # the id for a new dataset; an existing one keeps its title
         description=description,
         source=source,
         licence=licence,
-        where=filters,
-        indicator_from=indicator_from,
-        level=level,
-        drop_unknown=drop_unknown,
+        uploader=uploader,
+        read=read,
+        levels=tuple(level) if level else None,
+        on_problem="skip" if drop_unknown else on_problem,  # type: ignore[arg-type]
+        file_name=str(path),
     )
     settings = _settings()
-    info = ingest_file(settings, _store(settings), path, spec, on_warning=_warn)
+    outcome = upload(settings, _store(settings), path, request, dry_run=dry_run)
+    for warning in outcome.report["warnings"]:
+        _warn(warning)
+    if dry_run:
+        n = outcome.report["summary"]["rows_kept"]
+        verdict = "ok" if outcome.ok else f"{len(outcome.report['problems'])} problem(s)"
+        typer.echo(f"checked {path}: {n} rows, {verdict}")
+        for problem in outcome.report["problems"]:
+            typer.echo(f"  {describe(problem)}")
+        return
+    info = outcome.dataset
+    assert info is not None
+    state = "stored" if outcome.created else "unchanged"
     typer.echo(
-        f"stored {info.id}: {info.n_rows} rows, indicators {[i.code for i in info.indicators]}"
+        f"{state} {info.id}: {info.n_rows} rows, indicators {[i.code for i in info.indicators]}"
+        f", version {info.version}"
     )
 
 

@@ -201,7 +201,11 @@ def test_ingest_good_file(cli: Cli, db: Path, gdp_si: pd.DataFrame, workdir: Pat
     gdp_si.to_csv(path, index=False)
     proc = cli("ingest", path, "--dataset", "cli_gdp", "--title", "GDP SI", "--level", "3")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"stored cli_gdp: {len(gdp_si)} rows, indicators ['EUR_HAB']"
+    assert proc.stdout.strip() == (
+        f"stored cli_gdp: {len(gdp_si)} rows, indicators ['EUR_HAB'], version 1"
+    )
+    again = cli("ingest", path, "--dataset", "cli_gdp", "--level", "3")
+    assert again.stdout.strip().startswith("unchanged cli_gdp:") and "version 1" in again.stdout
     info = Store(f"sqlite:///{db}").dataset("cli_gdp")
     assert info.title == "GDP SI"
     assert info.n_rows == len(gdp_si)
@@ -223,7 +227,7 @@ def test_ingest_bad_file(cli: Cli, db: Path, gdp_si: pd.DataFrame, workdir: Path
     report = "\n".join(line.removeprefix("error: ").strip() for line in lines)
     value = bad.loc[4, "value"]
     assert f"{path}, row 6, column value, value '{value}': not a number" in report
-    assert f"{path}, row 8, column time, value '20x9': not a whole year" in report
+    assert f"{path}, row 8, column time, value '20x9': not a year" in report
     assert "cli_bad" not in Store(f"sqlite:///{db}").dataset_ids()
 
 
