@@ -18,9 +18,11 @@ from geo import __version__
 from geo.analysis import COVERAGE_FOR_DEFAULT_YEAR, DEFAULT_SEED, AnalysisParams
 from geo.areas import named_areas, resolve
 from geo.boundaries import load_boundaries
-from geo.indicators import TableSpec, ingest_frame, load_eurostat
+from geo.formats import ReadOptions
+from geo.indicators import load_eurostat, upload_frame
 from geo.settings import Settings
 from geo.store import Store
+from geo.uploads import UploadRequest
 from maps.styles import CORRECTION_TEXT, legend_entries
 from services.app import create_app
 from services.schemas import Analysis, AnalysisList, Dataset, Health
@@ -113,16 +115,15 @@ def two_units(
     db = tmp_path_factory.mktemp("api-two") / "two.db"
     own = settings.model_copy(update={"database_url": f"sqlite:///{db}"})
     store = Store(own.database_url)
-    frame, path = load_eurostat(own, GDP)
+    frame, _ = load_eurostat(own, GDP)
     frame = frame[frame["unit"].isin(["EUR_HAB", "PPS_EU27_2020_HAB"])]
-    spec = TableSpec(
+    request = UploadRequest(
         dataset_id="gdp_two",
         title="GDP per inhabitant, euro and PPS",
-        indicator_from=["unit"],
-        level=3,
-        drop_unknown=True,
+        read=ReadOptions(indicator_from=["unit"]),
+        levels=(3,),
     )
-    ingest_frame(own, store, frame, spec, path)
+    upload_frame(own, store, frame, request)
     with TestClient(create_app(own)) as c:
         yield c, store
 
