@@ -19,7 +19,17 @@ from geo.store import Store
 from geo.upload_jobs import UploadRunner
 from maps.assets import CSS_DIR, LEAFLET_DIR, assets_missing
 from services import errors
-from services.routers import analyses, datasets, health, pages, regions, uploads
+from services.routers import (
+    analyses,
+    datasets,
+    exports,
+    health,
+    ogc,
+    pages,
+    regions,
+    tiles,
+    uploads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         datasets.router,
         uploads.router,
         analyses.router,
+        ogc.router,
+        exports.router,
+        tiles.router,
         pages.router,
     ):
         app.include_router(router)
