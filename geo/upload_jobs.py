@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +41,31 @@ def error_json(exc: AlpClustersError) -> dict[str, Any]:
         if exc.report is not None:
             body["report"] = exc.report
     return body
+
+
+def sweep_orphans(upload_dir: Path) -> list[Path]:
+    """Delete uploaded files left by service processes that are gone (killed mid-upload).
+
+    Files are named ``{pid}-{uuid}.{ext}`` by the process that received them; a file whose
+    process no longer runs belongs to no upload any more.
+    """
+    removed = []
+    for path in upload_dir.glob("*-*") if upload_dir.is_dir() else ():
+        pid = path.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 class UploadRunner:

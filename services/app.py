@@ -16,8 +16,8 @@ from geo.engine import connect
 from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import Store
-from geo.upload_jobs import UploadRunner
-from maps.assets import CSS_DIR, LEAFLET_DIR, assets_missing
+from geo.upload_jobs import UploadRunner, sweep_orphans
+from maps.assets import CSS_DIR, LEAFLET_DIR, VECTORGRID_DIR, assets_missing
 from services import errors
 from services.routers import (
     analyses,
@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, app.state.store, app.state.scheduler, settings.background_work
         )
         app.state.uploads = UploadRunner(settings, app.state.store)
+        orphans = sweep_orphans(settings.upload_dir)
+        if orphans:
+            log.warning("deleted %d files of interrupted uploads", len(orphans))
         warm_up()  # the first analysis must not pay for kernel loading
         missing = assets_missing()
         if missing:
@@ -85,6 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount(
         "/static/leaflet", StaticFiles(directory=LEAFLET_DIR, check_dir=False), name="leaflet"
+    )
+    app.mount(
+        "/static/vectorgrid",
+        StaticFiles(directory=VECTORGRID_DIR, check_dir=False),
+        name="vectorgrid",
     )
     app.mount("/static/css", StaticFiles(directory=CSS_DIR, check_dir=False), name="css")
     return app

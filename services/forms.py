@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
@@ -128,7 +129,7 @@ def spool(settings: SettingsDep, file: Annotated[UploadFile, File()]) -> Path:
     settings.upload_dir.mkdir(parents=True, exist_ok=True)
     suffix = "".join(Path(file.filename or "").suffixes[-2:]).lower()
     suffix = suffix if _SUFFIX.match(suffix) else ""  # the name itself never reaches the disk
-    target = settings.upload_dir / f"{uuid.uuid4().hex}{suffix}"
+    target = settings.upload_dir / f"{os.getpid()}-{uuid.uuid4().hex}{suffix}"
     with target.open("wb") as out:
         shutil.copyfileobj(file.file, out, 1 << 20)
     size = target.stat().st_size

@@ -226,3 +226,25 @@ def test_analyses_stay_reproducible_after_a_new_version(
     newer = client.get(f"/analyses/{later['id']}/regions.geojson")
     assert old.status_code == 200 and old.json() != newer.json()
     assert client.get(f"/analyses/{first['id']}").json()["series"] == first["series"]
+
+
+def test_files_of_killed_uploads_are_swept_at_start(tmp_path: Path) -> None:
+    """A file received by a process that is gone is deleted; a live process's file stays."""
+    import os
+    import subprocess
+    import sys
+
+    from geo.upload_jobs import sweep_orphans
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = tmp_path / f"{gone.stdout.strip()}-abc.csv"
+    live = tmp_path / f"{os.getpid()}-def.csv"
+    for path in (dead, live):
+        path.write_text("geo,time,value\n")
+    assert sweep_orphans(tmp_path) == [dead]
+    assert not dead.exists() and live.exists()
