@@ -69,7 +69,14 @@ def run_one(case: Case, side: str, args: argparse.Namespace, sizes: Sizes) -> Re
     """Run one (case, side) and log its duration on stderr."""
     started = time.perf_counter()
     log(f"{case.key:12} {side:4} ...")
-    record = run_cold(side, sizes) if case.group == "cold" else run_worker(case.key, side, args)
+    if case.group == "cold":
+        record = run_cold(side, sizes)
+    elif case.group == "ogc":  # bench.ogc starts the side's server and loads it
+        from bench.ogc import child
+
+        record = child(side, args.out, args.quick)
+    else:
+        record = run_worker(case.key, side, args)
     status = "FAILED" if "error" in record else f"{record['time_s']:.2f} s"
     log(f"{case.key:12} {side:4} {status} (wall {time.perf_counter() - started:.0f} s)")
     return record

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 OURS, ESDA = "ours", "esda"
 SIDES = (OURS, ESDA)
+PYGEOAPI_PARQUET, PYGEOAPI_GEOJSON = "pygeoapi-parquet", "pygeoapi-geojson"  # case 6
 
 # Targets printed in the table.
 ATLAS_MIN_RATIO = 20.0
 FINE_MIN_RATIO = 5.0
 SCALEOUT_MIN_SPEEDUP = 1.6
 COLD_START_MAX_S = 3.0
+OGC_MIN_RPS_RATIO = 2.0  # requests/s of ours over pygeoapi's, p50 latency not above its
 
 # Scale-out: the same chunk size for 1 and 2 workers, giving this many tasks per worker
 # on the 2-worker cluster (and twice as many on the 1-worker cluster). Each task has a
@@ -69,10 +71,11 @@ CASES = (
     Case("million-1", "scaleout", "gi_star", (OURS,), workers=1),
     Case("million-2", "scaleout", "gi_star", (OURS,), workers=2),
     Case("cold", "cold", "gi_star", SIDES),
+    Case("ogc-items", "ogc", "ogc", (OURS, PYGEOAPI_PARQUET, PYGEOAPI_GEOJSON)),
 )
 BY_KEY = {case.key: case for case in CASES}
-GROUPS = ("atlas", "fine", "scaleout", "cold")
-WORKER_CASES = tuple(case.key for case in CASES if case.group != "cold")
+GROUPS = ("atlas", "fine", "scaleout", "cold", "ogc")
+WORKER_CASES = tuple(case.key for case in CASES if case.group not in ("cold", "ogc"))
 
 
 def plan(groups: tuple[str, ...]) -> list[tuple[Case, str]]:

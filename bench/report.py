@@ -274,11 +274,19 @@ def cold_rows(records: Records) -> Report:
     return Report([row], notes)
 
 
+def ogc_rows(records: Records) -> Report:
+    """Case 6: OGC API items under load, ours against pygeoapi (``bench.ogc_report``)."""
+    from bench.ogc_report import ogc_report
+
+    return ogc_report(records)
+
+
 BUILDERS: tuple[Callable[[Records], Report], ...] = (
     atlas_rows,
     fine_rows,
     scaleout_rows,
     cold_rows,
+    ogc_rows,
 )
 
 LEGEND = (
