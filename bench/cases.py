@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-OURS, ESDA = "ours", "esda"
+OURS, ESDA, PANDAS = "ours", "esda", "pandas"
 SIDES = (OURS, ESDA)
+ALL_SIDES = (OURS, ESDA, PANDAS)  # pandas: the baseline of the ingest cases
 PYGEOAPI_PARQUET, PYGEOAPI_GEOJSON = "pygeoapi-parquet", "pygeoapi-geojson"  # case 6
 
 # Targets printed in the table.
@@ -17,6 +18,8 @@ ATLAS_MIN_RATIO = 20.0
 FINE_MIN_RATIO = 5.0
 SCALEOUT_MIN_SPEEDUP = 1.6
 COLD_START_MAX_S = 3.0
+INGEST_MIN_RATIO = 3.0  # rows/s of ours over pandas read_csv + to_sql
+INGEST_MAX_RSS_MB = 1.5e9 / 2**20  # 1.5 GB (10^9 bytes) = 1,430.5 MiB, ours' peak RSS
 OGC_MIN_RPS_RATIO = 2.0  # requests/s of ours over pygeoapi's, p50 latency not above its
 
 # Scale-out: the same chunk size for 1 and 2 workers, giving this many tasks per worker
@@ -38,6 +41,8 @@ class Sizes:
     cold_permutations: int = 999
     cold_launches: int = 3
     cold_year: int = 2018
+    ingest_indicators: int = 165  # x ingest_years x 1,514 NUTS-3 regions = 9,992,400 rows
+    ingest_years: int = 40
 
 
 FULL = Sizes()
@@ -47,6 +52,8 @@ QUICK = Sizes(
     lattice_side=100,
     million_side=300,
     cold_launches=1,
+    ingest_indicators=6,
+    ingest_years=10,
 )
 
 
@@ -71,10 +78,13 @@ CASES = (
     Case("million-1", "scaleout", "gi_star", (OURS,), workers=1),
     Case("million-2", "scaleout", "gi_star", (OURS,), workers=2),
     Case("cold", "cold", "gi_star", SIDES),
+    Case("ingest-sqlite", "ingest", "ingest", (OURS, PANDAS)),
+    Case("ingest-postgres", "ingest", "ingest", (OURS, PANDAS)),
     Case("ogc-items", "ogc", "ogc", (OURS, PYGEOAPI_PARQUET, PYGEOAPI_GEOJSON)),
 )
 BY_KEY = {case.key: case for case in CASES}
-GROUPS = ("atlas", "fine", "scaleout", "cold", "ogc")
+GROUPS = ("atlas", "fine", "scaleout", "cold", "ingest", "ogc")
+ENGINE_GROUPS = ("atlas", "fine", "scaleout")  # those that need the engine preflight
 WORKER_CASES = tuple(case.key for case in CASES if case.group not in ("cold", "ogc"))
 
 

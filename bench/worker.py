@@ -3,6 +3,7 @@
 The last line on stdout is a JSON record: the best warm time, every timed run, the first
 (cold) call, the peak RSS of this process (``ru_maxrss``) and, on clusters, of every
 worker. Statistics and p-values go to ``OUT/CASE-SIDE.npz`` for the agreement checks.
+The ingest cases (``bench.ingest``) time one upload and record their checks instead.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from bench.cases import (
+    ALL_SIDES,
     BY_KEY,
     ESDA,
     OURS,
     QUICK,
-    SIDES,
     WORKER_CASES,
     Case,
     Sizes,
@@ -252,6 +253,10 @@ def run(case_key: str, side: str, sizes: Sizes, args: argparse.Namespace) -> dic
     case = BY_KEY[case_key]
     if side not in case.sides:
         raise SystemExit(f"case {case_key} has no {side} side")
+    if case.group == "ingest":
+        from bench.ingest import run as run_ingest
+
+        return run_ingest(case, side, sizes, args.out)
     if case.workers:
         return run_cluster(case, sizes, args.out)
     if side == ESDA:
@@ -262,7 +267,7 @@ def run(case_key: str, side: str, sizes: Sizes, args: argparse.Namespace) -> dic
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__)
     parser.add_argument("case", choices=("preflight", *WORKER_CASES))
-    parser.add_argument("side", choices=SIDES)
+    parser.add_argument("side", choices=ALL_SIDES)
     parser.add_argument("--quick", action="store_true", help="small sizes (harness check)")
     parser.add_argument("--esda-series", type=int, default=None, help="atlas rows esda times")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where outputs go")
