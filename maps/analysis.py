@@ -13,10 +13,18 @@ import pandas as pd
 import shapely
 
 from maps.assets import localise
-from maps.styles import CORRECTION_TEXT, class_of, legend_entries
+from maps.styles import CORRECTION_TEXT, OUTLINE_STYLE, class_of, legend_entries
+from maps.vector_tiles import (
+    FINE_LAYER_REGIONS,
+    ClassTiles,
+    VectorTiles,
+    outline_tiles,
+    region_pane,
+)
 
 ATTRIBUTION = "© EuroGeographics for the administrative boundaries · Source: Eurostat"
 DISPLAY_TOLERANCE_DEG = 0.002  # about 200 m: invisible at the zooms a NUTS map is read at
+BACKGROUND_PANE = "ac-background"  # country outlines: above a basemap, below every layer
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ def analysis_map(
     outlines: gpd.GeoDataFrame | None = None,
     tiles: str | None = None,
     tiles_attribution: str = "",
+    vector_tiles: VectorTiles | None = None,
+    outline_vector_tiles: VectorTiles | None = None,
+    fine_layer_regions: int = FINE_LAYER_REGIONS,
 ) -> folium.Map:
     """Render the classes of one (indicator, year) series and its catchments.
 
@@ -46,15 +57,36 @@ def analysis_map(
     :meth:`geo.hotspots.HotSpotResult.to_frame`, ``NAME_LATN``, ``NUTS_NAME`` and the
     geometry in EPSG:4326. Without ``tiles`` the map has a plain background and the
     country ``outlines``, so it works with no tile server.
+
+    A fine layer, of more than ``fine_layer_regions`` regions, is drawn from ``vector_tiles``
+    (the analysis's regions collection, filtered to this series) when given, instead of a
+    GeoJSON of every region; its country outlines then come from ``outline_vector_tiles``
+    (NUTS level 0) when given.
     """
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False)
     localise(m, static_url)
     if tiles:
         folium.TileLayer(tiles, attr=tiles_attribution, name="Basemap").add_to(m)
+    folium.map.CustomPane(BACKGROUND_PANE, z_index=350, pointer_events=False).add_to(m)
     minx, miny, maxx, maxy = regions.total_bounds
-    if outlines is not None and len(outlines):
+    fine = vector_tiles is not None and len(regions) > fine_layer_regions
+    if fine and outline_vector_tiles is not None:
+        outline_tiles(outline_vector_tiles, BACKGROUND_PANE, static_url=static_url).add_to(m)
+    elif outlines is not None and len(outlines):
         _outlines(outlines, (minx - 3, miny - 2, maxx + 3, maxy + 2)).add_to(m)
-    _classes(regions, info.method, _p_column(info)).add_to(m)
+    name = "Hot spots (Gi*)" if info.method == "gi_star" else "LISA clusters"
+    if fine and vector_tiles is not None:
+        region_pane().add_to(m)
+        ClassTiles(
+            vector_tiles,
+            regions,
+            info.method,
+            _p_column(info),
+            static_url=static_url,
+            name=name,
+        ).add_to(m)
+    else:
+        _classes(regions, info.method, _p_column(info), name).add_to(m)
     if len(catchments):
         _catchments(catchments).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
@@ -85,7 +117,7 @@ def _fmt(x: Any, digits: int) -> str:
     return f"{x:,.{digits}f}"
 
 
-def _classes(regions: gpd.GeoDataFrame, method: str, p_column: str) -> folium.GeoJson:
+def _classes(regions: gpd.GeoDataFrame, method: str, p_column: str, name: str) -> folium.GeoJson:
     rows = regions.to_dict("records")
     styled = [class_of(method, r) for r in rows]
     stat = "z" if method == "gi_star" else "I"
@@ -109,7 +141,7 @@ def _classes(regions: gpd.GeoDataFrame, method: str, p_column: str) -> folium.Ge
     )
     return folium.GeoJson(
         layer,
-        name="Hot spots (Gi*)" if method == "gi_star" else "LISA clusters",
+        name=name,
         style_function=lambda f: {
             "fillColor": f["properties"]["fill"],
             "color": "#555555",
@@ -162,14 +194,10 @@ def _outlines(outlines: gpd.GeoDataFrame, bbox: tuple[float, float, float, float
     return folium.GeoJson(
         layer,
         name="Countries",
-        style_function=lambda f: {
-            "fillColor": "#ffffff",
-            "fillOpacity": 1,
-            "color": "#9a9a9a",
-            "weight": 1,
-        },
+        style_function=lambda f: OUTLINE_STYLE,
         control=False,
         interactive=False,
+        pane=BACKGROUND_PANE,
     )
 
 

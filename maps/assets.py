@@ -1,7 +1,8 @@
 """Front-end assets served by AlpClusters itself (no public CDN).
 
-Leaflet is installed from the npm registry at build time (``maps/static/package.json``,
-``make assets``) into ``maps/static/node_modules``, which git ignores.
+Leaflet and Leaflet.VectorGrid are installed from the npm registry at build time
+(``maps/static/package.json``, ``make assets``) into ``maps/static/node_modules``, which git
+ignores.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ import folium
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LEAFLET_DIR = STATIC_DIR / "node_modules" / "leaflet" / "dist"
+VECTORGRID_DIR = STATIC_DIR / "node_modules" / "leaflet.vectorgrid" / "dist"
 CSS_DIR = STATIC_DIR / "css"
 
 
 def assets_missing() -> list[str]:
     """Asset files that are not installed yet (run ``make assets``)."""
-    needed = [LEAFLET_DIR / "leaflet.js", LEAFLET_DIR / "leaflet.css", CSS_DIR / "map.css"]
+    needed = [
+        LEAFLET_DIR / "leaflet.js",
+        LEAFLET_DIR / "leaflet.css",
+        VECTORGRID_DIR / "Leaflet.VectorGrid.bundled.min.js",
+        CSS_DIR / "map.css",
+    ]
     return [str(p) for p in needed if not p.is_file()]
 
 

@@ -26,6 +26,9 @@ LISA_CLASSES: dict[int, tuple[str, str]] = {
     5: ("#464646", "Undefined (no data)"),
 }
 
+# Country outlines drawn under the regions when there is no basemap.
+OUTLINE_STYLE = {"fillColor": "#ffffff", "fillOpacity": 1, "color": "#9a9a9a", "weight": 1}
+
 CORRECTION_TEXT = {
     "none": "no correction for multiple testing",
     "fdr": "False Discovery Rate (Benjamini–Hochberg)",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from geo.boundaries import regions as nuts_regions
 from maps.analysis import MapInfo, analysis_map
+from maps.vector_tiles import VectorTiles
 from services.dependencies import SeriesDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["maps"])
@@ -51,8 +53,22 @@ def analysis_map_page(
         outlines=nuts_regions(settings, 0),
         tiles=settings.tiles,
         tiles_attribution=settings.tiles_attribution,
+        vector_tiles=region_tiles(request, record.id, ind, yr),
+        outline_vector_tiles=collection_tiles(request, f"nuts-{settings.nuts_year}-level-0"),
     )
     return HTMLResponse(m.get_root().render())
+
+
+def collection_tiles(request: Request, collection_id: str, query: str = "") -> VectorTiles:
+    """The vector tiles of a collection (``query``: filters on its queryables)."""
+    base = request.url_for("collection_tileset", collection_id=collection_id).path
+    return VectorTiles(f"{base}/{{z}}/{{y}}/{{x}}{'?' + query if query else ''}", collection_id)
+
+
+def region_tiles(request: Request, analysis_id: str, indicator: str, year: int) -> VectorTiles:
+    """The vector tiles of an analysis's regions, filtered to one series."""
+    query = urlencode({"indicator": indicator, "year": year})
+    return collection_tiles(request, f"analysis-{analysis_id}-regions", query)
 
 
 @router.get("/", response_class=HTMLResponse, summary="Landing page")
