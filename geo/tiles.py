@@ -106,11 +106,23 @@ def to_web_mercator(geoms: np.ndarray) -> np.ndarray:
 
 
 def generalise(geoms: np.ndarray, z: int) -> np.ndarray:
-    """Geometries simplified with a tolerance of one pixel at zoom ``z`` (EPSG:3857 input).
+    """Geometries simplified with a tolerance of one pixel at zoom ``z``.
 
     Polygons are simplified together as a coverage, keeping shared borders shared; other
     geometries one by one, preserving their topology. Zooms past :data:`DATA_MAX_ZOOM` are
     returned as they are.
+
+    Parameters
+    ----------
+    geoms
+        Geometries in EPSG:3857.
+    z
+        Zoom level.
+
+    Returns
+    -------
+    numpy.ndarray
+        Valid geometries, in the same order.
     """
     if z > DATA_MAX_ZOOM or not len(geoms):
         return geoms
@@ -157,6 +169,11 @@ class TileSource:
     their generalisations per zoom (computed when first asked for) and clean properties.
 
     Features that share a geometry (a region in every year of a dataset) share its work.
+
+    Parameters
+    ----------
+    collection
+        The features (EPSG:4326), their ids, title and queryable properties.
     """
 
     def __init__(self, collection: Collection) -> None:
@@ -182,7 +199,9 @@ class TileSource:
                 self._generalised[z] = generalise(self.geometries, z)
             return self._generalised[z]
 
-    def selected(self, z: int, x: int, y: int, where: Mapping[str, str] | None = None) -> Any:
+    def selected(
+        self, z: int, x: int, y: int, where: Mapping[str, str] | None = None
+    ) -> np.ndarray:
         """Positions of the features in tile ``(z, x, y)`` that match ``where``, in order."""
         hits = self._tree.query(shapely.box(*tile_bounds(z, x, y)), predicate="intersects")
         px = pixel_size(z)
@@ -205,7 +224,26 @@ class TileSource:
         return mask
 
     def tile(self, z: int, x: int, y: int, where: Mapping[str, str] | None = None) -> bytes:
-        """The encoded tile (empty bytes when no feature is in it)."""
+        """Encode one tile.
+
+        Parameters
+        ----------
+        z, x, y
+            The tile: zoom, column from the west, row from the north.
+        where
+            Property values to keep (queryables only), e.g. ``{"year": "2018"}``.
+
+        Returns
+        -------
+        bytes
+            The Mapbox Vector Tile, one layer named after the collection; empty when no
+            feature is in the tile.
+
+        Raises
+        ------
+        InvalidParameterError
+            For a tile outside the matrix or a filter on a property that is not queryable.
+        """
         positions = self.selected(z, x, y, where)
         if not positions.size:
             return b""

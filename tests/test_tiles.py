@@ -2,21 +2,14 @@
 
 References independent of ``geo.tiles``: tile bounds from the slippy-map formulas
 (longitude/latitude of the tile corners, projected with pyproj), the regions projected by
-geopandas, GDAL (through pyogrio) to decode the tiles, and a real Chromium for the map.
+geopandas, and GDAL's MVT driver (through pyogrio) to decode the tiles. The map drawn from
+the tiles is tested in a real browser in ``test_tiles_map.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import socket
-import subprocess
-import threading
-import time
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +19,6 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-import uvicorn
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 
@@ -37,7 +29,6 @@ from geo.mvt import Feature, encode_tile
 from geo.settings import Settings
 from geo.store import Store
 from geo.tiles import MAX_ZOOM, TileCache, check_tile, tile_bounds
-from maps.styles import GI_CLASSES
 
 MVT = "application/vnd.mapbox-vector-tile"
 LONLAT_TO_MERCATOR = Transformer.from_crs(4326, 3857, always_xy=True)
@@ -373,152 +364,3 @@ def test_tileset_metadata_is_tilejson_with_a_working_template(
     assert item["href"].endswith("{tileMatrix}/{tileRow}/{tileCol}") and item["type"] == MVT
     listing = client.get("/ogc/collections/nuts-2021-level-3/tiles").json()
     assert listing["tilesets"][0]["dataType"] == "vector"
-
-
-# --- a fine-layer map in Chromium ------------------------------------------------------------
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is missing: `make browser` installs it"
-)
-
-
-class Recorder:
-    """ASGI wrapper noting every path (with query) the service is asked for."""
-
-    def __init__(self, app: Callable[..., Any]) -> None:
-        self.app = app
-        self.requests: list[str] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.requests.append(scope["path"] + "?" + scope["query_string"].decode())
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def recorded_server(settings: Settings, demo_store: Store) -> Iterator[tuple[str, Recorder]]:
-    from services.app import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    recorder = Recorder(create_app(settings))
-    server = uvicorn.Server(
-        uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "the service did not start within 60 s"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", recorder
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def fine_analysis(recorded_server: tuple[str, Recorder], settings: Settings) -> dict[str, Any]:
-    """Gi* of GDP per head 2018 over the NUTS-3 regions of central and western Europe (those
-    of the NUTS-2 regions within 6 W - 26 E, 42 - 57 N): more than a thousand regions."""
-    import httpx
-
-    base, _ = recorded_server
-    nuts2 = regions(settings, 2)
-    codes = nuts2.index[nuts2.within(shapely.box(-6, 42, 26, 57))]
-    body = {
-        "dataset": "nama_10r_3gdp",
-        "years": [2018],
-        "correction": "none",
-        "area": ",".join(codes),
-    }
-    resp = httpx.post(f"{base}/analyses", json=body, timeout=300)
-    assert resp.status_code in (200, 201), resp.text
-    analysis = resp.json()
-    assert analysis["n_regions"] > 1000
-    return dict(analysis)
-
-
-@needs_chromium
-def test_fine_layer_map_is_drawn_from_our_tiles(
-    recorded_server: tuple[str, Recorder],
-    fine_analysis: dict[str, Any],
-    demo_store: Store,
-    settings: Settings,
-    tmp_path: Path,
-) -> None:
-    """The page loads VectorGrid and its tiles from AlpClusters only, and the screenshot
-    shows the class colours (blended at 85 % over the white country fill) over the map."""
-    from PIL import Image
-
-    base, recorder = recorded_server
-    url = f"{base}/maps/analyses/{fine_analysis['id']}"
-    page = __import__("httpx").get(url, timeout=120).text
-    assert "L.vectorGrid.protobuf" in page and '"fill": "#' not in page  # no region GeoJSON
-    recorder.requests.clear()
-    shot, netlog = tmp_path / "map.png", tmp_path / "net.json"
-    assert CHROMIUM is not None
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1400,900",
-            "--virtual-time-budget=15000",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            f"--log-net-log={netlog}",
-            "--enable-logging=stderr",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={shot}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert shot.is_file(), done.stderr[-2000:]
-    if os.environ.get("TEST_TILES_SCREENSHOT"):  # where to keep it, to look at
-        shutil.copy(shot, os.environ["TEST_TILES_SCREENSHOT"])
-    assert "Uncaught" not in done.stderr, done.stderr[-2000:]
-    layer = f"/ogc/collections/analysis-{fine_analysis['id']}-regions/tiles/WebMercatorQuad/"
-    tiles = [r for r in recorder.requests if r.startswith(layer)]
-    assert len(tiles) >= 4 and all("indicator=EUR_HAB" in r and "year=2018" in r for r in tiles)
-    assert any("/static/vectorgrid/" in r for r in recorder.requests)
-    assert not [u for u in _page_requests(netlog) if not u.startswith(base)]
-
-    table = demo_store.analysis(fine_analysis["id"]).regions
-    assert table is not None
-    area = regions(settings, 3).to_crs(3857).area  # as large as the map shows them
-    by_class = table.assign(area=area.loc[table["region"]].to_numpy()).groupby("bin")["area"].sum()
-    hot = by_class[by_class.index > 0].idxmax()
-    cold = by_class[by_class.index < 0].idxmax()
-    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
-    for code in (hot, cold):  # the hot and the cold class covering the most ground
-        colour = np.array([int(GI_CLASSES[code][0][i : i + 2], 16) for i in (1, 3, 5)])
-        blended = np.rint(0.85 * colour + 0.15 * 255)
-        close = (np.abs(pixels - blended) <= 3).all(axis=1).sum()
-        assert close >= 300, (GI_CLASSES[code][1], close)
-
-
-def _page_requests(netlog: Path) -> list[str]:
-    """URLs the page itself asked for (the browser's own housekeeping has no initiator)."""
-    raw = netlog.read_text()
-    try:
-        log = json.loads(raw)
-    except json.JSONDecodeError:  # a log cut short when the browser exits
-        log = json.loads(raw.rstrip().rstrip(",") + "]}")
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    urls = []
-    for event in log["events"]:
-        params = event.get("params") or {}
-        if event["type"] == start and params.get("initiator", "not an origin") != "not an origin":
-            urls.append(str(params["url"]))
-    return urls
