@@ -7,18 +7,11 @@ from collections.abc import Iterator
 
 import pandas as pd
 
+from geo.exports import neutralise
 from geo.records import VersionInfo
 from geo.store import Store
 
 COLUMNS = ["indicator", "geo", "time", "value", "flag", "unit"]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(column: pd.Series) -> pd.Series:
-    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
-    text = column.astype("string")
-    risky = text.str.startswith(FORMULA_START).fillna(False)
-    return text.where(~risky, "'" + text)
 
 
 def _frames(store: Store, info: VersionInfo) -> Iterator[pd.DataFrame]:
