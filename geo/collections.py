@@ -149,7 +149,8 @@ def dataset_collection(
         index=["geo", "time"], columns="indicator", values="value", aggfunc="first", dropna=False
     )
     wide = wide.reindex(columns=[i.code for i in info.indicators if i.code in wide.columns])
-    wide = wide.reset_index()
+    observed = pd.MultiIndex.from_frame(obs[["geo", "time"]].drop_duplicates())
+    wide = wide[wide.index.isin(observed)].reset_index()  # region-years with an observation
     layer = load_boundaries(settings)
     wide = wide[wide["geo"].isin(layer.index)]
     frame = gpd.GeoDataFrame(
