@@ -234,8 +234,8 @@ def test_low_zooms_are_generalised_without_gaps_or_overlaps(
 def test_dataset_tiles_filter_on_queryables(
     client: TestClient, demo_store: Store, nuts3: gpd.GeoDataFrame, tmp_path: Path
 ) -> None:
-    """One feature per region and year; ``?year=`` keeps that year's, one per region of the
-    version (from the store), whatever its value."""
+    """One feature per region and year with an observation; ``?year=`` keeps that year's:
+    the regions the store holds an observation of in that year."""
     info = demo_store.dataset("nama_10r_3gdp")
     collection = f"dataset-nama_10r_3gdp-v{info.version}-level-3"
     obs = demo_store.observations("nama_10r_3gdp", version=info.version)
@@ -243,7 +243,7 @@ def test_dataset_tiles_filter_on_queryables(
     z, x, y = 6, *slippy_tile(10.5, 47.5, 6)
     resp = client.get(tile_url(collection, z, x, y), params={"year": year})
     got = decode(tmp_path, resp.content, z, x, y)
-    codes = set(obs.loc[obs["geo"].str.len() == 5, "geo"])
+    codes = set(obs.loc[(obs["geo"].str.len() == 5) & (obs["time"] == year), "geo"])
     assert set(got["id"]) == {f"{c}-{year}" for c in expected_ids(nuts3, z, x, y) & codes}
     assert set(got["year"]) == {year}
     everything = decode(
