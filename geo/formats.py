@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import re
 import zipfile
 from collections import Counter
@@ -677,6 +678,21 @@ def read_chunks(
         raise _refuse(path, "no-matching-rows", f"no row matches {dict(options.where)}")
     if report is None:
         own.raise_if_any()
+
+
+def region_codes(path: Path, layout: Layout, options: ReadOptions = ReadOptions()) -> set[str]:
+    """The distinct region codes of a table (before any check), reading as little as the
+    format allows: the region column only of a tidy text or Parquet file."""
+    geo = layout.columns.get("geo")
+    if geo is None or layout.packed or layout.format not in ("tidy", "wide", "parquet"):
+        chunks = read_chunks(path, layout, options, Report(str(path), max_problems=0))
+        return {code.strip() for chunk in chunks for code in chunk["geo"]}
+    narrow = dataclasses.replace(options, where={})
+    focused = dataclasses.replace(layout, columns={"geo": geo}, dimensions=(), wide=())
+    codes: set[str] = set()
+    for cols, _, _ in _batches(path, focused, narrow, Report(str(path), max_problems=0)):
+        codes.update(str(c).strip() for c in pc.unique(cols[geo]).to_pylist() if c is not None)
+    return codes
 
 
 def _batches(path: Path, layout: Layout, options: ReadOptions, report: Report) -> Iterator[Batch]:

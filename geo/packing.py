@@ -19,29 +19,49 @@ SLICE_COLUMNS = ("indicator", "time", "n_rows", "n_values", "geos", "vals", "fla
 def pack(table: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """Slices of a table with the columns ``indicator, geo, time, value, flag``.
 
-    Regions are sorted within a slice, so equal tables give equal slices.
+    Regions are sorted within a slice, so equal tables give equal slices. The texts are
+    handled as categorical codes (sorted categories, so codes sort as the texts do); a
+    slice's region codes and flags become text one slice at a time.
     """
-    ordered = table.sort_values(["indicator", "time", "geo"], kind="stable")
-    indicator = ordered["indicator"].astype(str).to_numpy()
-    time = ordered["time"].to_numpy(dtype=np.int64)
-    geo = ordered["geo"].astype(str).to_numpy()
-    value = ordered["value"].to_numpy(dtype="<f8", na_value=np.nan)
-    flag = ordered["flag"].astype(object).where(ordered["flag"].notna(), "").to_numpy()
+    indicator, indicators = _codes(table["indicator"])
+    geo, geos = _codes(table["geo"])
+    flag, flags = _codes(table["flag"])  # a missing flag is the empty text
+    time = table["time"].to_numpy(dtype=np.int32)
+    order = np.lexsort((geo, time, indicator))
+    indicator, time, geo, flag = indicator[order], time[order], geo[order], flag[order]
+    value = table["value"].to_numpy(dtype="<f8", na_value=np.nan)[order]
+    del order
     change = (indicator[1:] != indicator[:-1]) | (time[1:] != time[:-1])
-    bounds = [0, *(np.flatnonzero(change) + 1).tolist(), len(ordered)]
+    bounds = [0, *(np.flatnonzero(change) + 1).tolist(), len(table)]
+    has_flag = np.asarray([bool(f) for f in flags])
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         if start == stop:
             continue
-        flags = flag[start:stop]
+        codes = flag[start:stop]
         yield {
-            "indicator": str(indicator[start]),
+            "indicator": str(indicators[indicator[start]]),
             "time": int(time[start]),
             "n_rows": stop - start,
             "n_values": int(np.isfinite(value[start:stop]).sum()),
-            "geos": ",".join(geo[start:stop]),
+            "geos": ",".join(geos[geo[start:stop]]),
             "vals": value[start:stop].tobytes(),
-            "flags": ",".join(flags) if any(flags) else None,
+            "flags": ",".join(flags[codes]) if has_flag[codes].any() else None,
         }
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and their texts, the texts sorted; missing values are the empty text."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype("category")
+    texts = np.asarray(column.cat.categories.astype(str), dtype=object)
+    codes = column.cat.codes.to_numpy().astype(np.int32)
+    if (codes < 0).any():
+        texts = np.append(texts, "")
+        codes[codes < 0] = len(texts) - 1
+    rank = np.argsort(texts, kind="stable")
+    position = np.empty(len(rank), dtype=np.int32)
+    position[rank] = np.arange(len(rank), dtype=np.int32)
+    return position[codes], texts[rank]
 
 
 def unpack(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from pandas.api.types import union_categoricals
 
 from geo.boundaries import load_boundaries
 from geo.errors import IngestError
-from geo.formats import Layout, ReadOptions, read_chunks, sniff
+from geo.formats import Layout, ReadOptions, read_chunks, region_codes, sniff
 from geo.nuts_versions import Detection, code_lists, conversion, detect, other_versions
 from geo.records import DatasetInfo
 from geo.settings import Settings
@@ -145,12 +145,8 @@ def check_file(
 
 
 def _detect(settings: Settings, path: Path, layout: Layout, options: ReadOptions) -> Detection:
-    """The NUTS version of the table's codes (one quick pass reading the codes only)."""
-    codes: set[str] = set()
-    probe = Report(str(path), max_problems=0)
-    for chunk in read_chunks(path, layout, options, report=probe):
-        codes.update(chunk["geo"].astype(str).str.strip().unique())
-    return detect(settings, codes)
+    """The NUTS version of the table's codes (read from the region column alone)."""
+    return detect(settings, region_codes(path, layout, options))
 
 
 def _drop_unmapped(
@@ -207,13 +203,14 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=["indicator", "geo", "time", "value", "flag", "unit"])
     out = {}
-    for column in parts[0].columns:
+    for column in list(parts[0].columns):
         if isinstance(parts[0][column].dtype, pd.CategoricalDtype):
-            out[column] = pd.Series(
-                union_categoricals([p[column] for p in parts], ignore_order=True)
-            )
+            joined = union_categoricals([p[column] for p in parts], ignore_order=True)
+            out[column] = pd.Series(joined).cat.remove_unused_categories()
         else:
             out[column] = pd.Series(np.concatenate([p[column].to_numpy() for p in parts]))
+        for part in parts:  # each column is held once: drop it from the chunks
+            del part[column]
     return pd.DataFrame(out)
 
 
@@ -312,7 +309,9 @@ def _labels(checked: _Checked, request: UploadRequest) -> dict[str, tuple[str, s
     """Indicator code -> (label, unit): given labels, else the code and its one unit."""
     out = {}
     indicators = checked.validator.summary.get("indicators", {})
-    for code in pd.unique(checked.table["indicator"].astype(str)):
+    column = checked.table["indicator"]
+    codes = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+    for code in pd.unique(pd.Series(codes).astype(str)):
         units = indicators.get(code, {}).get("units", [])
         unit = units[0] if len(units) == 1 else ""
         out[code] = request.labels.get(code, (code, unit))

@@ -753,6 +753,7 @@ class Validator:
         hashes.sort()
         digest = hashlib.sha256(b"alpclusters-table-1\0" + hashes.astype("<u8").tobytes())
         self.content_hash = digest.hexdigest()
+        self._keys, self._rows, self._hashes = [], [], []  # per-row arrays: no longer needed
         self.summary["indicators"] = {
             name: {
                 "years": sorted(self._years_of.get(i, ())),
