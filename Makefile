@@ -59,7 +59,14 @@ lint: install
 	$(BIN)/ruff format --check geo maps services tests bench
 	$(BIN)/mypy
 
-bench: install
+BENCH_STAMP := $(VENV)/.installed-bench
+
+# The benchmark's references: esda (test extra) and pygeoapi (bench extra).
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: install assets postgres $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:
