@@ -18,7 +18,7 @@ from geo.settings import Settings
 from geo.store import Store
 from geo.upload_jobs import UploadRunner, sweep_orphans
 from maps.assets import CSS_DIR, LEAFLET_DIR, VECTORGRID_DIR, assets_missing
-from services import errors
+from services import errors, openapi
 from services.routers import (
     analyses,
     datasets,
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "EUPL-1.2", "identifier": "EUPL-1.2"},
     )
     errors.register(app)
+    openapi.install(app)
     for router in (
         health.router,
         regions.router,
