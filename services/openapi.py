@@ -43,7 +43,7 @@ def as_openapi_30(document: dict[str, Any]) -> dict[str, Any]:
     if "identifier" in licence:  # 3.1 only: 3.0 names a licence by URL
         spdx = licence.pop("identifier")
         licence.setdefault("url", f"https://spdx.org/licenses/{spdx}.html")
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def _rewrite(node: Any) -> Any:
