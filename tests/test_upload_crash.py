@@ -3,7 +3,7 @@
 Every case runs on SQLite and on this run's PostgreSQL (``database_url``). The uploads run in
 real child processes that are killed with SIGKILL: a plain Python process running
 :func:`geo.uploads.upload`, and the service itself under uvicorn. The children carry
-instrumentation only: a wrapper around the real ``read_chunks`` or ``pack`` that, at a
+instrumentation only: a wrapper around the real ``Validator.check`` or ``pack`` that, at a
 chosen point, writes a marker file and waits (for SIGKILL or a release file), so the kill
 lands deterministically while the file is parsed or while the version's rows are inside
 the open transaction. The wrappers pass every chunk and slice on unchanged.
@@ -76,18 +76,16 @@ def hold(marker, release):
 
 
 def after_chunks(k, marker, release=None):
-    """Hold after the k-th chunk of the validating pass (pass 1 only detects the NUTS
-    version)."""
-    real, passes = geo.uploads.read_chunks, itertools.count(1)
+    """Hold once the validator has checked the k-th chunk (the file is being parsed)."""
+    real, calls = geo.uploads.Validator.check, itertools.count(1)
 
-    def read_chunks(*a, **kw):
-        validating = next(passes) == 2
-        for i, chunk in enumerate(real(*a, **kw), 1):
-            yield chunk
-            if validating and i == k:
-                hold(marker, release)
+    def check(self, chunk):
+        out = real(self, chunk)
+        if next(calls) == k:
+            hold(marker, release)
+        return out
 
-    geo.uploads.read_chunks = read_chunks
+    geo.uploads.Validator.check = check
 
 
 def after_slices(n, marker, release=None):
