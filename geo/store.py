@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ __all__ = [
     "canonical_json",
 ]
 
+_MIGRATING = threading.Lock()
 MIGRATION_LOCK = 7_314_221  # pg_advisory_lock key: one migrating service worker at a time
 SQLITE_BUSY_TIMEOUT_S = 120  # a writer waits this long for another's transaction
 
@@ -81,7 +83,12 @@ def migrate(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config()
+    with _MIGRATING:  # Alembic's environment is process-global: one migration at a time
+        _migrate(engine, command, Config)
+
+
+def _migrate(engine: Engine, command: Any, config_class: Any) -> None:
+    config = config_class()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":  # tables are rebuilt: no cascades meanwhile

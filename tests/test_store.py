@@ -138,7 +138,7 @@ def test_concurrent_uploads_give_two_consistent_versions(
     """Two uploads to one dataset at the same time: versions 1 and 2, each complete."""
     tables = {"early": gdp[gdp["time"] < 2012], "late": gdp[gdp["time"] >= 2012]}
     Store(database_url)  # migrated once, before the race
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(2, timeout=120)  # a thread that failed must not hang the other
     errors: list[BaseException] = []
 
     def upload(name: str) -> None:
@@ -211,3 +211,22 @@ def test_foundation_store_is_migrated_without_loss(database_url: str, gdp: pd.Da
     assert store.analysis("a1", with_tables=False).dataset_version == 1
     info2, created = store.put_version(meta(), version(gdp.iloc[:10]), LABELS, gdp.iloc[:10])
     assert (info2.version, created) == (2, True)
+
+
+def test_stores_opened_at_once_all_migrate(database_url: str) -> None:
+    """Several threads opening one store at the same time (service workers' threads, the
+    upload and analysis runners) all succeed: migrations run one at a time."""
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            Store(database_url)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == [] and not any(t.is_alive() for t in threads)
