@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -16,23 +15,11 @@ import uvicorn
 
 from geo.settings import Settings
 from geo.store import Store
+from tests.browser import CHROMIUM, requires_chromium
+from tests.browser import FLAGS as BASE_FLAGS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is missing: `make browser` installs it"
-)
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,900",
-    "--virtual-time-budget=8000",
-]
+pytestmark = requires_chromium
+FLAGS = [*BASE_FLAGS, "--virtual-time-budget=8000"]
 
 
 def _free_port() -> int:

@@ -32,23 +32,11 @@ from geo.boundaries import regions
 from geo.settings import Settings
 from geo.store import Store
 from maps.styles import GI_CLASSES, class_of
+from tests.browser import CHROMIUM, requires_chromium
+from tests.browser import FLAGS as BASE_FLAGS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is missing: `make browser` installs it"
-)
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,900",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
+pytestmark = requires_chromium
+FLAGS = [*BASE_FLAGS, "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 
 class Recorder:
