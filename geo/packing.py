@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SLICE_COLUMNS = ("indicator", "time", "n_rows", "n_values", "geos", "vals", "flags")
-
 
 def pack(table: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """Slices of a table with the columns ``indicator, geo, time, value, flag``.

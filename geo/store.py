@@ -176,15 +176,6 @@ class Store:
             _write_slices(conn, version_id, table)
             return self.dataset(meta["id"], number, conn=conn), True
 
-    def put_dataset(
-        self, meta: dict[str, Any], labels: dict[str, tuple[str, str]], table: pd.DataFrame
-    ) -> DatasetInfo:
-        """Store ``table`` as a new version (see :meth:`put_version`); ``meta`` holds both
-        the dataset's and the version's fields."""
-        fields = {"content_hash", "nuts_year", "uploader", "file_name", "format", "report"}
-        version = {k: v for k, v in meta.items() if k in fields}
-        return self.put_version(meta, version, labels, table)[0]
-
     def _upsert_dataset(self, conn: sa.Connection, meta: Mapping[str, Any]) -> None:
         """Create the dataset row or update its descriptive fields; lock it until commit,
         so that concurrent uploads to one dataset number their versions one by one."""
