@@ -190,30 +190,16 @@ def analysis_collection(
     title = f"Analysis {analysis_id}: {params.get('method')} of {params.get('dataset')}"
     if part == "catchments":
         catch = record.catchments
-        ids = (
-            catch["indicator"].astype(str)
-            + "-"
-            + catch["year"].astype(str)
-            + "-"
-            + catch["catchment"].astype(str)
-        )
-        frame = catch.set_index(pd.Index(ids, name="id"))
+        frame = catch.set_index(_ids(catch, ("indicator", "year", "catchment")))
         queryables: tuple[str, ...] = ("indicator", "year", "catchment")
     else:
         table = record.regions
         layer = load_boundaries(settings)
-        ids = (
-            table["region"].astype(str)
-            + "-"
-            + table["indicator"].astype(str)
-            + "-"
-            + table["year"].astype(str)
-        )
         frame = gpd.GeoDataFrame(
             table.reset_index(drop=True),
             geometry=layer.loc[table["region"], "geometry"].to_numpy(),
             crs=4326,
-        ).set_index(pd.Index(ids, name="id"))
+        ).set_index(_ids(table, ("region", "indicator", "year")))
         queryables = ("region", "indicator", "year", "status")
     return Collection(
         id=f"analysis-{analysis_id}-{part}",
@@ -227,3 +213,8 @@ def analysis_collection(
         else None,
         keywords=("hot spots", "catchments"),
     )
+
+
+def _ids(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Index:
+    """Feature ids: the columns' values joined by ``-`` (e.g. ``AT332-EUR_HAB-2018``)."""
+    return pd.Index(frame[list(columns)].astype(str).agg("-".join, axis=1), name="id")
