@@ -20,6 +20,7 @@ class Area:
     title: str
     codes: tuple[str, ...]
     source: str | None = None
+    every: bool = False  # every region of the boundaries in use (``codes`` is empty)
 
 
 def named_areas(settings: Settings) -> dict[str, Area]:
@@ -27,7 +28,13 @@ def named_areas(settings: Settings) -> dict[str, Area]:
     with (settings.nuts_dir / "areas.toml").open("rb") as fh:
         raw = tomllib.load(fh)
     return {
-        name: Area(name=name, title=e["title"], codes=tuple(e["codes"]), source=e.get("source"))
+        name: Area(
+            name=name,
+            title=e["title"],
+            codes=tuple(e.get("codes", ())),
+            source=e.get("source"),
+            every=bool(e.get("every", False)),
+        )
         for name, e in raw.items()
     }
 
@@ -56,6 +63,9 @@ def resolve(settings: Settings, boundaries: gpd.GeoDataFrame, area: str, level: 
     """
     if level not in LEVELS:
         raise InvalidParameterError(f"level must be one of {list(LEVELS)}, not {level!r}")
+    named = named_areas(settings).get(area.strip().lower())
+    if named is not None and named.every:
+        return sorted(boundaries[boundaries["LEVL_CODE"] == level].index)
     codes = area_codes(settings, area)
     known = boundaries.index
     unknown = [c for c in codes if c not in known]

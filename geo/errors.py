@@ -40,6 +40,11 @@ class UnknownAnalysisError(NotFoundError):
     title = "Unknown analysis"
 
 
+class UnknownCatchmentError(NotFoundError):
+    code = "unknown-catchment"
+    title = "Unknown catchment"
+
+
 class AnalysisNotReadyError(AlpClustersError):
     """The analysis exists but has no results (yet): it is queued, running or failed."""
 

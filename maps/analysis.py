@@ -1,240 +1,256 @@
-"""The result map of an analysis: classes, catchment outlines, tooltips, legend."""
+"""The result map of an analysis: the indicator, the hot-spot classes and the catchments as
+layers, a time slider over the analysis's years, popups, a legend, a summary panel with the
+Moran scatterplot, and downloads."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import folium
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 
+from geo.atlas import ResultView
+from geo.geojson import feature_collection
 from maps.assets import localise
-from maps.styles import CORRECTION_TEXT, OUTLINE_STYLE, class_of, legend_entries
-from maps.vector_tiles import (
-    FINE_LAYER_REGIONS,
-    ClassTiles,
-    VectorTiles,
-    outline_tiles,
-    region_pane,
+from maps.atlas import (
+    DISPLAY_TOLERANCE_DEG,
+    AtlasControls,
+    AtlasData,
+    AtlasLayer,
+    empty_map,
+    indicator_legend,
+    numbers,
+    popup_text,
+    region_payload,
 )
+from maps.classify import DEFAULT_K, DEFAULT_SCHEME, classes, digits_for
+from maps.i18n import Text
+from maps.panels import (
+    ATTRIBUTION,
+    Link,
+    class_legend,
+    indicator_legend_html,
+    outlines_layer,
+    summary_panel,
+    title_panel,
+)
+from maps.styles import class_of, legend_entries
+from maps.vector_tiles import FINE_LAYER_REGIONS, PANE, VectorTiles, outline_tiles, region_pane
 
-ATTRIBUTION = "© EuroGeographics for the administrative boundaries · Source: Eurostat"
-DISPLAY_TOLERANCE_DEG = 0.002  # about 200 m: invisible at the zooms a NUTS map is read at
 BACKGROUND_PANE = "ac-background"  # country outlines: above a basemap, below every layer
+LAYERS = ("classes", "indicator")
 
 
 @dataclass(frozen=True)
-class MapInfo:
-    """Texts for the map's title and legend panels."""
+class MapOptions:
+    """How to draw a map: where its assets and tiles are, and what the URL asked for."""
 
-    title: str
-    subtitle: str
-    method: str
-    params: dict[str, Any]
-    summary: dict[str, Any]
-
-
-def analysis_map(
-    regions: gpd.GeoDataFrame,
-    catchments: gpd.GeoDataFrame,
-    info: MapInfo,
-    *,
-    static_url: str,
-    outlines: gpd.GeoDataFrame | None = None,
-    tiles: str | None = None,
-    tiles_attribution: str = "",
-    vector_tiles: VectorTiles | None = None,
-    outline_vector_tiles: VectorTiles | None = None,
-    fine_layer_regions: int = FINE_LAYER_REGIONS,
-) -> folium.Map:
-    """Render the classes of one (indicator, year) series and its catchments.
-
-    ``regions`` holds one row per region with the columns of
-    :meth:`geo.hotspots.HotSpotResult.to_frame`, ``NAME_LATN``, ``NUTS_NAME`` and the
-    geometry in EPSG:4326. Without ``tiles`` the map has a plain background and the
-    country ``outlines``, so it works with no tile server.
-
-    A fine layer, of more than ``fine_layer_regions`` regions, is drawn from ``vector_tiles``
-    (the analysis's regions collection, filtered to this series) when given, instead of a
-    GeoJSON of every region; its country outlines then come from ``outline_vector_tiles``
-    (NUTS level 0) when given.
-    """
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False)
-    localise(m, static_url)
-    if tiles:
-        folium.TileLayer(tiles, attr=tiles_attribution, name="Basemap").add_to(m)
-    folium.map.CustomPane(BACKGROUND_PANE, z_index=350, pointer_events=False).add_to(m)
-    minx, miny, maxx, maxy = regions.total_bounds
-    fine = vector_tiles is not None and len(regions) > fine_layer_regions
-    if fine and outline_vector_tiles is not None:
-        outline_tiles(outline_vector_tiles, BACKGROUND_PANE, static_url=static_url).add_to(m)
-    elif outlines is not None and len(outlines):
-        _outlines(outlines, (minx - 3, miny - 2, maxx + 3, maxy + 2)).add_to(m)
-    name = "Hot spots (Gi*)" if info.method == "gi_star" else "LISA clusters"
-    if fine and vector_tiles is not None:
-        region_pane().add_to(m)
-        ClassTiles(
-            vector_tiles,
-            regions,
-            info.method,
-            _p_column(info),
-            static_url=static_url,
-            name=name,
-        ).add_to(m)
-    else:
-        _classes(regions, info.method, _p_column(info), name).add_to(m)
-    if len(catchments):
-        _catchments(catchments).add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
-    root: Any = m.get_root()  # a branca Figure
-    root.header.add_child(folium.Element(f"<title>{html.escape(info.title)}</title>"))
-    root.html.add_child(folium.Element(_title_panel(info)))
-    root.html.add_child(folium.Element(_legend_panel(info, has_catchments=len(catchments) > 0)))
-    return m
+    static_url: str
+    outlines: gpd.GeoDataFrame | None = None
+    tiles: str | None = None
+    tiles_attribution: str = ""
+    vector_tiles: VectorTiles | None = None
+    outline_vector_tiles: VectorTiles | None = None
+    fine_layer_regions: int = FINE_LAYER_REGIONS
+    embed: bool = False
+    layer: str = "classes"
+    show_catchments: bool = True
+    scheme: str = DEFAULT_SCHEME
+    k: int = DEFAULT_K
+    downloads: list[Link] = field(default_factory=list)
+    languages: list[Link] = field(default_factory=list)
+    home: str = "/"
+    catchment_url: str = ""  # with {catchment} and {year}
+    focus: Any = None  # a geometry to zoom to instead of the whole area
+    extra_html: str = ""
+    area_titles: dict[str, str] = field(default_factory=dict)  # named area -> its title
 
 
-def display_geometry(gdf: gpd.GeoDataFrame) -> gpd.GeoSeries:
-    """Geometries simplified for display, keeping shared borders shared."""
-    simplified = shapely.coverage_simplify(gdf.geometry.values, DISPLAY_TOLERANCE_DEG)
-    return gpd.GeoSeries(shapely.set_precision(simplified, 1e-5), index=gdf.index, crs=gdf.crs)
+def area_title(opts: MapOptions, area: str) -> str:
+    return opts.area_titles.get(area, area)
 
 
-def _p_column(info: MapInfo) -> str:
+def stat_name(method: str) -> str:
+    return "z" if method == "gi_star" else "I"
+
+
+def p_column(params: dict[str, Any]) -> str:
     """The p-value that decided the classes."""
-    if info.method == "local_moran" or info.params.get("inference") == "permutation":
+    if params["method"] == "local_moran" or params.get("inference") == "permutation":
         return "p_sim"
     return "p_norm"
 
 
-def _fmt(x: Any, digits: int) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "–"
-    return f"{x:,.{digits}f}"
+def method_name(method: str, _: Text) -> str:
+    return _("Getis-Ord Gi*") if method == "gi_star" else _("Local Moran's I (LISA)")
 
 
-def _classes(regions: gpd.GeoDataFrame, method: str, p_column: str, name: str) -> folium.GeoJson:
-    rows = regions.to_dict("records")
-    styled = [class_of(method, r) for r in rows]
-    stat = "z" if method == "gi_star" else "I"
-    layer = gpd.GeoDataFrame(
-        {
-            "code": regions.index.astype(str),
-            "name_latn": regions["NAME_LATN"].astype(str),
-            "name_national": regions["NUTS_NAME"].astype(str),
-            "value": [_fmt(r["value"], 1) for r in rows],
-            "stat": [_fmt(r.get(stat), 2) for r in rows],
-            "p": [_fmt(r.get(p_column), 4) for r in rows],
-            "klass": [label for _, label in styled],
-            "fill": [colour for colour, _ in styled],
-            "catchment": regions.get("catchment", pd.Series("", index=regions.index))
-            .fillna("")
-            .replace("", "–")
-            .astype(str),
-        },
-        geometry=display_geometry(regions),
-        crs=4326,
-    )
-    return folium.GeoJson(
-        layer,
-        name=name,
-        style_function=lambda f: {
-            "fillColor": f["properties"]["fill"],
-            "color": "#555555",
-            "weight": 0.6,
-            "fillOpacity": 0.85,
-        },
-        highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
-        tooltip=folium.GeoJsonTooltip(
-            fields=[
-                "code",
-                "name_latn",
-                "name_national",
-                "value",
-                "stat",
-                "p",
-                "klass",
-                "catchment",
-            ],
-            aliases=["NUTS", "Name", "National name", "Value", stat, "p", "Class", "Catchment"],
-            sticky=True,
-        ),
-    )
+def result_payload(view: ResultView, opts: MapOptions, _: Text, *, fine: bool) -> dict[str, Any]:
+    """Everything the browser needs to draw and restyle the result map."""
+    params = view.record.params
+    method, pcol, stat = params["method"], p_column(params), stat_name(params["method"])
+    table = [(y, view.year_table(y)) for y in view.years]
+    pooled = np.concatenate([t["value"].to_numpy(dtype=float) for _y, t in table])
+    scheme = classes(pooled, opts.scheme, opts.k)
+    digits = digits_for(pooled)
+    codes = legend_entries(method)
+    series = {}
+    for year, t in table:
+        rows = t.reset_index().to_dict("records")
+        series[str(year)] = {
+            "v": numbers(t["value"], 4),
+            "s": numbers(t[stat], 3),
+            "p": numbers(t[pcol], 4),
+            "k": [codes.index(class_of(method, r)) for r in rows],
+            "b": scheme.classify(t["value"].to_numpy(dtype=float)).tolist(),
+            "c": [str(c) if isinstance(c, str) else "" for c in t["catchment"]],
+        }
+    ids = [str(i) for i in view.regions.index]
+    position = {c: i for i, c in enumerate(ids)}
+    payload = region_payload(view.regions, geometry=not fine)
+    payload |= {
+        "years": view.years,
+        "year": view.year,
+        "stat": stat,
+        "series": series,
+        "classes": [list(c) for c in codes],
+        "indicator": indicator_legend(scheme, digits, view.indicator.label, view.indicator.unit, _),
+        "neighbours": [[position[n] for n in view.neighbours.get(c, [])] for c in ids],
+        "catchments": _catchment_features(view),
+        "text": popup_text(_),
+        "links": {"catchment": opts.catchment_url},
+    }
+    if fine and opts.vector_tiles is not None:
+        payload["tiles"] = {
+            "url": opts.vector_tiles.url,
+            "layer": opts.vector_tiles.layer,
+            "pane": PANE,
+        }
+    payload["_scheme"] = scheme  # used by the legend, dropped before embedding
+    return payload
 
 
-def _catchments(catchments: gpd.GeoDataFrame) -> folium.GeoJson:
-    layer = catchments[["catchment", "n_regions", "countries", "area_km2", "geometry"]].copy()
-    layer["area_km2"] = layer["area_km2"].round(0)
-    layer["geometry"] = shapely.set_precision(
-        shapely.simplify(layer.geometry.values, DISPLAY_TOLERANCE_DEG), 1e-5
-    )
-    return folium.GeoJson(
-        layer,
-        name="Cluster catchments",
-        style_function=lambda f: {"fill": False, "color": "#000000", "weight": 3},
-        tooltip=folium.GeoJsonTooltip(
-            fields=["catchment", "n_regions", "countries", "area_km2"],
-            aliases=["Catchment", "Regions", "Countries", "Area (km²)"],
-        ),
-    )
+def _catchment_features(view: ResultView) -> dict[str, Any]:
+    catch = view.catchments[
+        ["year", "catchment", "n_regions", "members", "countries", "area_km2", "geometry"]
+    ].copy()
+    catch["year"] = catch["year"].astype(int)
+    catch["area_km2"] = catch["area_km2"].round(0)
+    catch["geometry"] = shapely.simplify(catch.geometry.values, DISPLAY_TOLERANCE_DEG)
+    catch.index = catch["year"].astype(str) + "-" + catch["catchment"].astype(str)
+    return feature_collection(gpd.GeoDataFrame(catch, crs=4326), precision=4)
 
 
-def _outlines(outlines: gpd.GeoDataFrame, bbox: tuple[float, float, float, float]) -> Any:
-    """Whole countries near the area, generalised, as a plain background."""
-    near = outlines[outlines.intersects(shapely.box(*bbox))]
-    layer = gpd.GeoDataFrame(
-        {"country": near["NUTS_ID"].astype(str)},
-        geometry=shapely.set_precision(shapely.simplify(near.geometry.values, 0.01), 1e-4),
-        crs=4326,
-    )
-    return folium.GeoJson(
-        layer,
-        name="Countries",
-        style_function=lambda f: OUTLINE_STYLE,
-        control=False,
-        interactive=False,
-        pane=BACKGROUND_PANE,
-    )
+def analysis_map(view: ResultView, opts: MapOptions, _: Text) -> folium.Map:
+    """The result map of ``view``'s indicator; every year is in the page, ``view.year``
+    shown first. A layer of more than ``opts.fine_layer_regions`` regions draws its
+    geometry from ``opts.vector_tiles`` (country outlines then from
+    ``opts.outline_vector_tiles``); without ``opts.tiles`` the background is plain with
+    the country ``opts.outlines``, so the map works with no tile server."""
+    fine = opts.vector_tiles is not None and len(view.regions) > opts.fine_layer_regions
+    payload = result_payload(view, opts, _, fine=fine)
+    scheme = payload.pop("_scheme")
+    m = empty_map(opts.tiles, opts.tiles_attribution)
+    localise(m, opts.static_url)
+    folium.map.CustomPane(BACKGROUND_PANE, z_index=350, pointer_events=False).add_to(m)
+    minx, miny, maxx, maxy = view.regions.total_bounds
+    if fine and opts.outline_vector_tiles is not None:
+        outline_tiles(
+            opts.outline_vector_tiles, BACKGROUND_PANE, static_url=opts.static_url
+        ).add_to(m)
+        region_pane().add_to(m)
+    elif opts.outlines is not None and len(opts.outlines):
+        outlines_layer(
+            opts.outlines, (minx - 3, miny - 2, maxx + 3, maxy + 2), BACKGROUND_PANE
+        ).add_to(m)
+    if fine:
+        _vectorgrid_js(m, opts.static_url)
+    data = AtlasData(payload, opts.static_url)
+    data.add_to(m)
+    method = view.record.params["method"]
+    layer = opts.layer if opts.layer in LAYERS else "classes"
+    names = {
+        "classes": _("Hot spots (Gi*)") if method == "gi_star" else _("LISA clusters"),
+        "indicator": _("Indicator values"),
+    }
+    for kind in LAYERS:
+        AtlasLayer(data, kind, names[kind], overlay=False, show=kind == layer).add_to(m)
+    AtlasLayer(
+        data, "catchments", _("Cluster catchments"), overlay=True, show=opts.show_catchments
+    ).add_to(m)
+    AtlasControls(view.years).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    bounds = opts.focus.bounds if opts.focus is not None else (minx, miny, maxx, maxy)
+    m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    _chrome(m, view, opts, _, scheme=scheme, digits=payload["indicator"]["digits"], layer=layer)
+    return m
 
 
-def _title_panel(info: MapInfo) -> str:
-    return (
-        '<div class="ac-panel ac-title" role="region" aria-label="Map title">'
-        f"<h1>{html.escape(info.title)}</h1><p>{html.escape(info.subtitle)}</p></div>"
-    )
+def _vectorgrid_js(m: folium.Map, static_url: str) -> None:
+    from maps.vector_tiles import VECTORGRID_JS
+
+    m.default_js = [*m.default_js, ("vectorGrid", f"{static_url.rstrip('/')}/{VECTORGRID_JS}")]
 
 
-def _legend_panel(info: MapInfo, has_catchments: bool) -> str:
-    items = "".join(
-        f'<li><span class="ac-swatch" style="background:{colour}"></span>{html.escape(label)}</li>'
-        for colour, label in legend_entries(info.method)
+def _chrome(
+    m: folium.Map,
+    view: ResultView,
+    opts: MapOptions,
+    _: Text,
+    *,
+    scheme: Any,
+    digits: int,
+    layer: str,
+) -> None:
+    """Title, legend and summary panels around the map."""
+    params = view.record.params
+    method = params["method"]
+    root: Any = m.get_root()
+    title = _(
+        "{label} ({code}): {method}",
+        label=view.indicator.label,
+        code=view.indicator.code,
+        method=method_name(method, _),
     )
-    if has_catchments:
-        items += '<li><span class="ac-swatch ac-swatch-outline"></span>Cluster catchment</li>'
-    p = info.params
-    inference = (
-        f"{p['permutations']:,} conditional permutations (seed {p['seed']})"
-        if info.method == "local_moran" or p.get("inference") == "permutation"
-        else "normal approximation"
+    root.header.add_child(folium.Element(f"<title>{html.escape(title)}</title>"))
+    root.html.add_child(
+        folium.Element(f'<div id="ac-lang" data-lang="{html.escape(_.lang)}"></div>')
     )
-    gm = info.summary.get("global_moran", {})
-    moran = (
-        f"Global Moran's I = {gm['I']:.3f} (p = {gm['p_sim']:.4f})"
-        if gm.get("I") is not None and gm.get("p_sim") is not None
-        else ""
+    if not opts.embed:
+        n_hot = {y: int(s.get("n_hot", 0)) for y, s in view.summaries.items()}
+        subtitle = _(
+            "{n} NUTS {level} regions of {area} · {years}",
+            n=len(view.regions),
+            level=params["level"],
+            area=area_title(opts, params["area"]),
+            years=", ".join(map(str, view.years)),
+        )
+        root.html.add_child(
+            folium.Element(title_panel(title, subtitle, opts, _, regions=view.regions, n_hot=n_hot))
+        )
+    legend = class_legend(
+        method,
+        params,
+        view.summaries,
+        _,
+        hidden=layer != "classes",
+        catchments=len(view.catchments) > 0,
     )
-    note = (
-        f"Significance: {inference}; {CORRECTION_TEXT[p['correction']]}, "
-        f"α = {p['alpha']:g}. Weights: {p['weights']}. {moran}"
+    legend += indicator_legend_html(
+        scheme, digits, view.indicator, view.dataset.source, _, hidden=layer != "indicator"
     )
-    heading = "Gi* hot spots" if info.method == "gi_star" else "LISA clusters"
-    return (
-        '<div class="ac-panel ac-legend" role="region" aria-label="Legend">'
-        f"<h2>{heading}</h2><ul>{items}</ul>"
-        f'<div class="ac-note">{html.escape(note)}</div>'
-        f'<div class="ac-note">{html.escape(ATTRIBUTION)}</div></div>'
+    root.html.add_child(
+        folium.Element(
+            '<div class="ac-panel ac-legend" role="region" aria-label="'
+            f'{html.escape(_("Legend"))}">{legend}'
+            f'<div class="ac-note">{html.escape(ATTRIBUTION)}</div></div>'
+        )
     )
+    if not opts.embed:
+        root.html.add_child(folium.Element(summary_panel(view, opts, _)))
+    if opts.extra_html:
+        root.html.add_child(folium.Element(opts.extra_html))

@@ -17,13 +17,14 @@ from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import Store
 from geo.upload_jobs import UploadRunner, sweep_orphans
-from maps.assets import CSS_DIR, LEAFLET_DIR, VECTORGRID_DIR, assets_missing
+from maps.assets import CSS_DIR, JS_DIR, LEAFLET_DIR, VECTORGRID_DIR, assets_missing
 from services import errors, openapi
 from services.routers import (
     analyses,
     datasets,
     exports,
     health,
+    maps,
     ogc,
     pages,
     regions,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports.router,
         tiles.router,
         pages.router,
+        maps.router,
     ):
         app.include_router(router)
     app.mount(
@@ -96,4 +98,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="vectorgrid",
     )
     app.mount("/static/css", StaticFiles(directory=CSS_DIR, check_dir=False), name="css")
+    app.mount("/static/js", StaticFiles(directory=JS_DIR, check_dir=False), name="js")
     return app

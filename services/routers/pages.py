@@ -1,96 +1,207 @@
-"""HTML pages: the landing page and folium maps."""
+"""The start page: datasets, recent analyses and the form that runs a new analysis."""
 
 from __future__ import annotations
 
-import html
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
 
-from geo.boundaries import regions as nuts_regions
-from maps.analysis import MapInfo, analysis_map
-from maps.vector_tiles import VectorTiles
-from services.dependencies import SeriesDep, SettingsDep, StoreDep
+from geo.analysis import AnalysisParams
+from geo.areas import named_areas
+from geo.defaults import DEFAULT_PERMUTATIONS
+from geo.errors import AlpClustersError
+from maps.i18n import Text
+from maps.pages import render
+from services.dependencies import RunnerDep, SettingsDep, StoreDep
+from services.views import TextDep, language_links, static_url, with_home
 
-router = APIRouter(tags=["maps"])
+router = APIRouter(tags=["pages"])
 
-
-def static_url(request: Request) -> str:
-    return f"{request.scope.get('root_path', '')}/static"
-
-
-@router.get(
-    "/maps/analyses/{analysis_id}",
-    response_class=HTMLResponse,
-    summary="Result map of an analysis",
-    name="analysis_map",
+FIELDS = (
+    "dataset",
+    "indicator",
+    "years",
+    "area",
+    "level",
+    "method",
+    "weights",
+    "alpha",
+    "correction",
+    "permutations",
 )
-def analysis_map_page(
-    series: SeriesDep, request: Request, settings: SettingsDep, store: StoreDep
+
+
+def labels(_: Text) -> dict[str, str]:
+    return {
+        "dataset": _("Dataset"),
+        "indicator": _("Indicator"),
+        "years": _("Years"),
+        "area": _("Area"),
+        "codes": _("NUTS codes"),
+        "level": _("NUTS level"),
+        "method": _("Method"),
+        "weights": _("Neighbours (spatial weights)"),
+        "alpha": _("Confidence"),
+        "correction": _("Correction for multiple testing"),
+        "permutations": _("Permutations"),
+        "indicators": _("Indicator"),
+    }
+
+
+def choices(_: Text) -> dict[str, list[tuple[Any, str]]]:
+    return {
+        "levels": [
+            (3, _("NUTS 3: provinces, districts, cantons")),
+            (2, _("NUTS 2: regions")),
+            (1, _("NUTS 1: major regions")),
+            (0, _("NUTS 0: countries")),
+        ],
+        "methods": [
+            ("gi_star", _("Hot spots (Getis-Ord Gi*)")),
+            ("local_moran", _("Clusters and outliers (Local Moran's I, LISA)")),
+        ],
+        "weights": [
+            ("queen", _("Shared border or corner (queen)")),
+            ("rook", _("Shared border (rook)")),
+            ("knn:6", _("6 nearest regions")),
+            ("distance:100", _("Within 100 km")),
+        ],
+        "alphas": [(0.1, _("90 %")), (0.05, _("95 %")), (0.01, _("99 %"))],
+        "corrections": [
+            ("fdr", _("False Discovery Rate (recommended)")),
+            ("bonferroni", _("Bonferroni (strictest)")),
+            ("none", _("None")),
+        ],
+    }
+
+
+def start_page(
+    request: Request,
+    store: Any,
+    settings: Any,
+    _: Text,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
-    """Regions coloured by class, catchment outlines, tooltips and a legend."""
-    record, ind, yr = series.record, series.indicator, series.year
-    regions, catch, summary = series.regions, series.catchments, series.summary
-    label = next(
-        (i.label for i in store.dataset(record.dataset_id).indicators if i.code == ind), ind
+    datasets = []
+    for d in store.datasets():
+        query = urlencode({"lang": _.lang}) if _.lang != "en" else "level=3"
+        href = str(request.url_for("indicator_map", dataset_id=d.id).path) + f"?{query}"
+        datasets.append({**d.__dict__, "map_href": href})
+    analyses = [
+        {
+            "href": str(request.url_for("analysis_map", analysis_id=a.id).path)
+            + (f"?lang={_.lang}" if _.lang != "en" else ""),
+            "indicators": ", ".join(a.params["indicators"]),
+            "dataset": a.dataset_id,
+            "years": ", ".join(map(str, a.params["years"])),
+            "area": a.params["area"],
+            "level": a.params["level"],
+            "method": "Gi*" if a.params["method"] == "gi_star" else "LISA",
+            "status": _(a.status),
+        }
+        for a in store.analyses(limit=20)
+    ]
+    all_years = sorted(
+        {y for d in datasets for i in d["indicators"] for y in i.years}, reverse=True
     )
-    p = record.params
-    method = "Getis-Ord Gi*" if p["method"] == "gi_star" else "Local Moran's I (LISA)"
-    info = MapInfo(
-        title=f"{label} ({ind}), {yr}: {method}",
-        subtitle=f"{len(regions)} NUTS {p['level']} regions of {p['area']} · "
-        f"{summary['n_hot']} significant hot-spot region(s) · {len(catch)} catchment(s)",
-        method=p["method"],
-        params=p,
-        summary=summary,
+    body = render(
+        "start.html",
+        _,
+        static=static_url(request),
+        home=with_home(request, _),
+        languages=language_links(request),
+        datasets=datasets,
+        analyses=analyses,
+        all_years=all_years,
+        areas=list(named_areas(settings).values()),
+        labels=labels(_),
+        values=values,
+        errors=errors or {},
+        action=str(request.url_for("run_analysis").path),
+        max_permutations=settings.max_permutations,
+        **choices(_),
     )
-    m = analysis_map(
-        regions,
-        catch,
-        info,
-        static_url=static_url(request),
-        outlines=nuts_regions(settings, 0),
-        tiles=settings.tiles,
-        tiles_attribution=settings.tiles_attribution,
-        vector_tiles=region_tiles(request, record.id, ind, yr),
-        outline_vector_tiles=collection_tiles(request, f"nuts-{settings.nuts_year}-level-0"),
-    )
-    return HTMLResponse(m.get_root().render())
+    return HTMLResponse(body, status_code=status_code)
 
 
-def collection_tiles(request: Request, collection_id: str, query: str = "") -> VectorTiles:
-    """The vector tiles of a collection (``query``: filters on its queryables)."""
-    base = request.url_for("collection_tileset", collection_id=collection_id).path
-    return VectorTiles(f"{base}/{{z}}/{{y}}/{{x}}{'?' + query if query else ''}", collection_id)
+def defaults(store: Any) -> dict[str, Any]:
+    """The form's starting values: the first dataset and the library's defaults."""
+    params = AnalysisParams(dataset="")
+    first = next(iter(store.datasets()), None)
+    return {
+        "dataset": first.id if first else "",
+        "indicator": first.indicators[0].code if first and first.indicators else "",
+        "years": [],
+        "area": params.area,
+        "codes": "",
+        "level": params.level,
+        "method": params.method,
+        "weights": params.weights,
+        "alpha": params.alpha,
+        "correction": params.correction,
+        "permutations": DEFAULT_PERMUTATIONS,
+    }
 
 
-def region_tiles(request: Request, analysis_id: str, indicator: str, year: int) -> VectorTiles:
-    """The vector tiles of an analysis's regions, filtered to one series."""
-    query = urlencode({"indicator": indicator, "year": year})
-    return collection_tiles(request, f"analysis-{analysis_id}-regions", query)
+@router.get("/", response_class=HTMLResponse, summary="Start page", name="index")
+def index(request: Request, store: StoreDep, settings: SettingsDep, _: TextDep) -> HTMLResponse:
+    """Datasets with their indicators, years and sources; recent analyses; the form."""
+    return start_page(request, store, settings, _, values=defaults(store))
 
 
-@router.get("/", response_class=HTMLResponse, summary="Landing page")
-def index(request: Request, store: StoreDep) -> HTMLResponse:
-    """Links to the datasets, the recent analyses and their maps."""
-    rows = "".join(
-        f'<li><a href="{request.url_for("analysis_map", analysis_id=a.id)}">'
-        f"{html.escape(a.dataset_id)} · {html.escape(', '.join(a.params['indicators']))} · "
-        f"{', '.join(map(str, a.params['years']))} · {html.escape(a.params['method'])} · "
-        f"{html.escape(a.params['area'])} NUTS {a.params['level']}</a></li>"
-        for a in store.analyses()
+@router.post(
+    "/maps/analyses",
+    response_class=HTMLResponse,
+    summary="Run an analysis from the start page's form",
+    name="run_analysis",
+    status_code=status.HTTP_303_SEE_OTHER,
+)
+async def run_analysis(
+    request: Request, store: StoreDep, settings: SettingsDep, runner: RunnerDep, _: TextDep
+) -> Any:
+    """Start the analysis and go to its map (a progress page until it is done); a form
+    with problems comes back with each problem named next to its field."""
+    form = await request.form()
+    values = {**defaults(store), **{k: form.get(k) for k in FIELDS if form.get(k) is not None}}
+    values["years"] = [int(str(y)) for y in form.getlist("years") if str(y).isdigit()]
+    values["codes"] = str(form.get("codes") or "")
+    try:
+        params = form_params(values)
+        record = runner.submit(params, wait=False)
+    except ValidationError as exc:
+        errors = {str(e["loc"][0]) if e["loc"] else "": e["msg"] for e in exc.errors()}
+        return start_page(
+            request, store, settings, _, values=values, errors=errors, status_code=422
+        )
+    except AlpClustersError as exc:
+        return start_page(
+            request, store, settings, _, values=values, errors={"": str(exc)}, status_code=422
+        )
+    url = str(request.url_for("analysis_map", analysis_id=record.id).path)
+    query = urlencode({"lang": _.lang}) if _.lang != "en" else ""
+    return RedirectResponse(url + (f"?{query}" if query else ""), status.HTTP_303_SEE_OTHER)
+
+
+def form_params(values: dict[str, Any]) -> AnalysisParams:
+    """The analysis the form asks for (pydantic checks every value)."""
+    area = values["codes"] if values["area"] == "custom" else values["area"]
+    return AnalysisParams.model_validate(
+        {
+            "dataset": values["dataset"],
+            "indicators": [values["indicator"]] if values.get("indicator") else None,
+            "years": values["years"] or None,
+            "area": area,
+            "level": values["level"],
+            "method": values["method"],
+            "weights": values["weights"],
+            "alpha": values["alpha"],
+            "correction": values["correction"],
+            "permutations": values["permutations"],
+        }
     )
-    datasets = "".join(
-        f"<li>{html.escape(d.title)} (<code>{html.escape(d.id)}</code>)</li>"
-        for d in store.datasets()
-    )
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>AlpClusters</title>"
-        "<link rel='stylesheet' href='/static/css/map.css'></head><body style='padding:1em'>"
-        "<h1>AlpClusters</h1><p>Where, across borders, do economic activities concentrate?</p>"
-        f"<h2>Analyses</h2><ul>{rows or '<li>none yet</li>'}</ul>"
-        f"<h2>Datasets</h2><ul>{datasets or '<li>none yet</li>'}</ul>"
-        "<p><a href='/docs'>API documentation</a></p></body></html>"
-    )
-    return HTMLResponse(page)
