@@ -43,6 +43,11 @@ from maps.vector_tiles import FINE_LAYER_REGIONS, PANE, VectorTiles, outline_til
 
 BACKGROUND_PANE = "ac-background"  # country outlines: above a basemap, below every layer
 LAYERS = ("classes", "indicator")
+FOCUS_CSS = (
+    "html, body { height: auto; } .folium-map { height: 62vh !important; position: relative; }"
+    " .ac-members { position: static; max-width: none; max-height: none; margin: 8px; }"
+    " .ac-legend { bottom: auto; top: calc(62vh - 260px); }"
+)
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,7 @@ def analysis_map(view: ResultView, opts: MapOptions, _: Text) -> folium.Map:
     AtlasControls(view.years).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     bounds = opts.focus.bounds if opts.focus is not None else (minx, miny, maxx, maxy)
-    m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]], padding=(30, 30))
     _chrome(m, view, opts, _, scheme=scheme, digits=payload["indicator"]["digits"], layer=layer)
     return m
 
@@ -250,7 +255,9 @@ def _chrome(
             f'<div class="ac-note">{html.escape(ATTRIBUTION)}</div></div>'
         )
     )
-    if not opts.embed:
+    if opts.focus is not None:  # a catchment page: the map above, the member table below
+        root.header.add_child(folium.Element("<style>" + FOCUS_CSS + "</style>"))
+    elif not opts.embed:
         root.html.add_child(folium.Element(summary_panel(view, opts, _)))
     if opts.extra_html:
         root.html.add_child(folium.Element(opts.extra_html))

@@ -93,7 +93,7 @@ def analysis_map_page(
     record = store.analysis(analysis_id)
     if record.status != DONE:
         return progress_page(request, record, _)
-    ind, yr = pick_series(record, indicator, year)
+    ind, yr = pick_series(record, indicator, record.params["years"][-1] if year is None else year)
     if f in ("geojson", "csv"):
         regions, _c, _s = series_layers(settings, record, ind, yr)
         frame = regions.assign(indicator=ind, year=yr)

@@ -133,7 +133,10 @@ def start_page(
 def defaults(store: Any) -> dict[str, Any]:
     """The form's starting values: the first dataset and the library's defaults."""
     params = AnalysisParams(dataset="")
-    first = next(iter(store.datasets()), None)
+    recent = next(iter(store.analyses(limit=1)), None)
+    datasets = store.datasets()
+    first = next((d for d in datasets if recent and d.id == recent.dataset_id), None)
+    first = first or next(iter(datasets), None)
     return {
         "dataset": first.id if first else "",
         "indicator": first.indicators[0].code if first and first.indicators else "",

@@ -211,28 +211,26 @@
     state.map.closePopup();
   };
 
-  /* The time slider: a labelled range input, keyboard operable. */
+  /* The time slider: a labelled range input, keyboard operable, centred under the map. */
   AC.slider = function (map, years) {
-    var control = L.control({ position: "bottomleft" });
-    control.onAdd = function () {
-      var div = L.DomUtil.create("div", "ac-panel ac-slider");
-      var i = Math.max(0, years.indexOf(state.year));
-      div.innerHTML = "<label for=\"ac-year\">" + esc(state.data.text.year) + ": <output id=\"ac-year-value\">" +
-        state.year + "</output></label><input id=\"ac-year\" type=\"range\" min=\"0\" max=\"" + (years.length - 1) +
-        "\" step=\"1\" value=\"" + i + "\" aria-valuetext=\"" + state.year + "\">" +
-        "<div class=\"ac-slider-ends\"><span>" + years[0] + "</span><span>" + years[years.length - 1] + "</span></div>";
-      L.DomEvent.disableClickPropagation(div);
-      L.DomEvent.disableScrollPropagation(div);
-      var input = div.querySelector("input");
-      input.addEventListener("input", function () {
-        var y = years[Number(input.value)];
-        input.setAttribute("aria-valuetext", String(y));
-        AC.setYear(y);
-      });
-      return div;
-    };
-    control.addTo(map);
-    return control;
+    var div = L.DomUtil.create("div", "ac-panel ac-slider", map.getContainer());
+    var i = Math.max(0, years.indexOf(state.year));
+    div.setAttribute("role", "group");
+    div.setAttribute("aria-label", state.data.text.year);
+    div.innerHTML = "<label for=\"ac-year\">" + esc(state.data.text.year) + ": <output id=\"ac-year-value\">" +
+      state.year + "</output></label><input id=\"ac-year\" type=\"range\" min=\"0\" max=\"" + (years.length - 1) +
+      "\" step=\"1\" value=\"" + i + "\" aria-valuetext=\"" + state.year + "\" list=\"ac-year-ticks\">" +
+      "<datalist id=\"ac-year-ticks\">" + years.map(function (y, j) { return "<option value=\"" + j + "\" label=\"" + y + "\"></option>"; }).join("") +
+      "</datalist><div class=\"ac-slider-ends\"><span>" + years[0] + "</span><span>" + years[years.length - 1] + "</span></div>";
+    L.DomEvent.disableClickPropagation(div);
+    L.DomEvent.disableScrollPropagation(div);
+    var input = div.querySelector("input");
+    input.addEventListener("input", function () {
+      var y = years[Number(input.value)];
+      input.setAttribute("aria-valuetext", String(y));
+      AC.setYear(y);
+    });
+    return div;
   };
 
   /* "Find a region": keyboard access to every region's popup. */
