@@ -416,7 +416,7 @@ def test_map_loads_leaflet_locally(client: TestClient, map_page: str) -> None:
     """The map loads Leaflet from /static/leaflet, which the service serves itself."""
     scripts = re.findall(r'<script[^>]+src="([^"]+)"', map_page)
     assert "/static/leaflet/leaflet.js" in scripts
-    styles = re.findall(r'<link[^>]+href="([^"]+)"', map_page)
+    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', map_page)
     assert "/static/leaflet/leaflet.css" in styles
     js = client.get("/static/leaflet/leaflet.js")
     assert js.status_code == 200
@@ -447,25 +447,19 @@ def test_map_legend_and_correction_note(map_page: str, default_analysis: dict) -
     assert f"{p['permutations']:,} conditional permutations" in map_page
 
 
-def test_map_tooltips_show_latin_and_national_names(
+def test_map_popups_show_latin_and_national_names(
     map_page: str, settings: Settings, alpine_l3: list[str]
 ) -> None:
-    """Tooltips show each region's Latin-script name and its name in the national language."""
-    fields = re.search(r"let fields = (\[[^\]]*\]);", map_page)
-    aliases = re.search(r"let aliases = (\[[^\]]*\]);", map_page)
-    assert fields is not None and aliases is not None
-    tooltip = dict(zip(json.loads(fields.group(1)), json.loads(aliases.group(1)), strict=True))
-    assert {"code", "name_latn", "name_national"} <= set(tooltip)
-    assert tooltip["name_latn"] != tooltip["name_national"]
-
-    def shown(prop: str) -> set[str]:
-        quoted = re.findall(rf'"{prop}": ("(?:[^"\\]|\\.)*")', map_page)
-        return {json.loads(q) for q in quoted}
-
+    """The popups' names: each region's Latin-script name beside its national name."""
+    found = re.search(r"var atlas_data_[0-9a-f]+ = (\{.*?\});\n", map_page, re.S)
+    assert found is not None
+    payload = json.loads(found.group(1))
     layer = load_boundaries(settings).loc[alpine_l3]
-    assert shown("code") == set(alpine_l3)
-    assert shown("name_latn") == set(layer["NAME_LATN"])
-    assert shown("name_national") == set(layer["NUTS_NAME"])
+    assert payload["ids"] == alpine_l3
+    names = dict(zip(payload["ids"], payload["names"], strict=True))
+    for code, row in layer.iterrows():
+        assert names[code][:3] == [row["NAME_LATN"], row["NUTS_NAME"], row["CNTR_CODE"]]
+    assert payload["text"]["name"] != payload["text"]["national"]
 
 
 def test_map_of_one_series(two_units: tuple[TestClient, Store]) -> None:
@@ -475,7 +469,8 @@ def test_map_of_one_series(two_units: tuple[TestClient, Store]) -> None:
     aid = listing[0]["id"]
     resp = client.get(f"/maps/analyses/{aid}", params={"indicator": "EUR_HAB", "year": 2019})
     assert resp.status_code == 200
-    assert "(EUR_HAB), 2019" in resp.text
+    found = re.search(r"var atlas_data_[0-9a-f]+ = (\{.*?\});\n", resp.text, re.S)
+    assert found is not None and json.loads(found.group(1))["year"] == 2019
 
 
 # -- problems ---------------------------------------------------------------------------------

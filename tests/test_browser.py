@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from geo.settings import Settings
 from geo.store import Store
-from tests.browser import CHROMIUM, requires_chromium
+from tests.browser import CHROMIUM, live_server, requires_chromium
 from tests.browser import FLAGS as BASE_FLAGS
 
 pytestmark = requires_chromium
 FLAGS = [*BASE_FLAGS, "--virtual-time-budget=8000"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +23,8 @@ def server(settings: Settings, demo_store: Store) -> Iterator[str]:
     """The real service on a loopback port, in a thread."""
     from services.app import create_app
 
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if time.monotonic() > deadline:
-            pytest.fail("the service did not start within 60 s")
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with live_server(create_app(settings)) as url:
+        yield url
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

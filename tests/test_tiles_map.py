@@ -12,9 +12,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,13 +24,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-import uvicorn
 
 from geo.boundaries import regions
 from geo.settings import Settings
 from geo.store import Store
 from maps.styles import GI_CLASSES, class_of
-from tests.browser import CHROMIUM, requires_chromium
+from tests.browser import CHROMIUM, live_server, requires_chromium
 from tests.browser import FLAGS as BASE_FLAGS
 
 pytestmark = requires_chromium
@@ -57,22 +54,9 @@ def served(settings: Settings, demo_store: Store) -> Iterator[tuple[str, Recorde
     """The real service on a loopback port, in a thread, its requests recorded."""
     from services.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     recorder = Recorder(create_app(settings))
-    server = uvicorn.Server(
-        uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "the service did not start within 60 s"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", recorder
-    server.should_exit = True
-    thread.join(10)
+    with live_server(recorder) as url:
+        yield url, recorder
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +167,9 @@ def test_tooltip_and_popup_read_the_tile_properties(
         spot = nuts3.loc[code, "geometry"].representative_point()
         point = tab.js(f"{map_name}.latLngToContainerPoint([{spot.y}, {spot.x}])")
         tab.mouse("mouseMoved", point)
-        tooltip = tab.wait_for("(document.querySelector('.leaflet-tooltip') || {}).innerText")
+        tooltip = tab.wait_for(
+            "(document.querySelector('.ac-region-tip') || {}).innerText"
+        )
         tab.mouse("mousePressed", point)
         tab.mouse("mouseReleased", point)
         popup = tab.wait_for("(document.querySelector('.leaflet-popup-content') || {}).innerText")
@@ -191,16 +177,17 @@ def test_tooltip_and_popup_read_the_tile_properties(
 
     under = nuts3.loc[[code]]
     row = table.set_index("region").loc[code]
-    shown = dict(line.split("\t", 1) for line in tooltip.strip().splitlines() if "\t" in line)
-    assert "NUTS" in shown, f"tooltip: {tooltip!r}"
-    assert shown["NUTS"] == under.index[0]
+    label = class_of("gi_star", row.to_dict())[1]
+    assert tooltip.splitlines() == [f"{code} {under['NAME_LATN'].iloc[0]}", label]
+    shown = dict(line.split("\t", 1) for line in popup.strip().splitlines() if "\t" in line)
+    assert "NUTS code" in shown, f"popup: {popup!r}"
+    assert shown["NUTS code"] == under.index[0]
     assert shown["Name"] == under["NAME_LATN"].iloc[0]
     assert shown["National name"] == under["NUTS_NAME"].iloc[0]
-    assert shown["Value"] == f"{row['value']:,.1f}"
+    assert shown["Value (EUR_HAB)"] == f"{row['value']:,.0f}"
     assert shown["z"] == f"{row['z']:,.2f}" and shown["p"] == f"{row['p_sim']:,.4f}"
-    assert shown["Class"] == class_of("gi_star", row.to_dict())[1]
+    assert shown["Hot-spot class"] == label
     assert shown["Catchment"] == (str(row["catchment"]) or "–")
-    assert popup.strip() == tooltip.strip()
 
 
 def _page_requests(netlog: Path) -> list[str]:

@@ -117,16 +117,19 @@
     return state;
   }
 
+  /* The hover text: code, name, and the value or class shown. */
+  function tipOf(kind, i) {
+    var head = state.data.ids[i] + " " + state.data.names[i][0];
+    var label = kind === "indicator" ? fmt(series().v[i], state.data.indicator.digits) : classOf(i)[1];
+    return esc(head) + "<br>" + esc(label);
+  }
+
   function geojsonRegions(kind) {
     var layer = L.geoJSON(state.data.regions, {
       style: function (f) { return regionStyle(kind, f.properties.i); },
       onEachFeature: function (f, l) {
         var i = f.properties.i;
-        l.bindTooltip(function () {
-          var head = state.data.ids[i] + " " + state.data.names[i][0];
-          var label = kind === "indicator" ? fmt(series().v[i], state.data.indicator.digits) : classOf(i)[1];
-          return esc(head) + "<br>" + esc(label);
-        }, { sticky: true });
+        l.bindTooltip(function () { return tipOf(kind, i); }, { sticky: true, className: "ac-region-tip" });
         l.bindPopup(function () { return describe(i); }, { maxWidth: 360 });
         l.on("mouseover", function () { l.setStyle({ weight: 2.5, color: "#000000" }); });
         l.on("mouseout", function () { l.setStyle(regionStyle(kind, i)); });
@@ -144,6 +147,19 @@
     var layer = L.vectorGrid.protobuf(t.url, {
       pane: t.pane, interactive: true, vectorTileLayerStyles: styles,
       getFeatureId: function (f) { return f.properties.region; }
+    });
+    var tip = L.tooltip({ sticky: true, className: "ac-region-tip" });
+    layer.on("mouseover", function (e) {
+      var i = state.index[e.layer.properties.region];
+      if (i === undefined) { return; }
+      layer.setFeatureStyle(e.layer.properties.region, L.extend(regionStyle(kind, i), { weight: 2.5, color: "#000000" }));
+      tip.setContent(tipOf(kind, i)).setLatLng(e.latlng);
+      state.map.openTooltip(tip);
+    });
+    layer.on("mousemove", function (e) { tip.setLatLng(e.latlng); });
+    layer.on("mouseout", function (e) {
+      layer.resetFeatureStyle(e.layer.properties.region);
+      state.map.closeTooltip(tip);
     });
     layer.on("click", function (e) {
       var i = state.index[e.layer.properties.region];
