@@ -12,7 +12,7 @@ ifneq ($(wildcard $(MIRROR)/PROVENANCE.md),)
 export ALPCLUSTERS_DATA_MIRROR ?= $(MIRROR)
 endif
 
-.PHONY: run test install assets lint bench browser postgres clean
+.PHONY: run test install assets lint bench browser postgres screenshots clean
 
 run: install assets
 	$(BIN)/alpclusters demo
@@ -53,6 +53,11 @@ postgres:
 	  echo "installing Debian's postgresql-15 and postgresql-15-postgis-3 for the storage tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    postgresql-15 postgresql-15-postgis-3 >/dev/null; }
+
+# The README's screenshots: the start page and a result map, taken by the browser test.
+screenshots: install assets browser
+	mkdir -p docs
+	ATLAS_SCREENSHOTS=$(CURDIR)/docs $(BIN)/python -m pytest -q tests/test_atlas_browser.py
 
 lint: install
 	$(BIN)/ruff check geo maps services tests bench

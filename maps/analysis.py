@@ -26,6 +26,7 @@ from maps.atlas import (
     numbers,
     popup_text,
     region_payload,
+    view_bounds,
 )
 from maps.classify import DEFAULT_K, DEFAULT_SCHEME, classes, digits_for
 from maps.i18n import Text
@@ -189,7 +190,7 @@ def analysis_map(view: ResultView, opts: MapOptions, _: Text) -> folium.Map:
     ).add_to(m)
     AtlasControls(view.years).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
-    bounds = opts.focus.bounds if opts.focus is not None else (minx, miny, maxx, maxy)
+    bounds = opts.focus.bounds if opts.focus is not None else view_bounds(view.regions)
     m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]], padding=(30, 30))
     _chrome(m, view, opts, _, scheme=scheme, digits=payload["indicator"]["digits"], layer=layer)
     return m

@@ -170,3 +170,16 @@ def empty_map(tiles: str | None, tiles_attribution: str) -> folium.Map:
 def year_index(frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
     """``frame`` (indexed by region) in the order of ``ids``."""
     return frame.reindex(pd.Index(ids, name=frame.index.name))
+
+
+def view_bounds(regions: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
+    """The bounds a map opens on: every region but far-off ones (the outermost regions of
+    a Europe-wide layer), those whose inner point lies more than three interquartile ranges
+    from the median in longitude or latitude."""
+    points = regions.geometry.representative_point()
+    coords = np.column_stack([points.x.to_numpy(), points.y.to_numpy()])
+    median = np.median(coords, axis=0)
+    iqr = np.subtract(*np.percentile(coords, [75, 25], axis=0))
+    near = (np.abs(coords - median) <= 3 * np.maximum(iqr, 1.0)).all(axis=1)
+    minx, miny, maxx, maxy = regions[near].total_bounds
+    return float(minx), float(miny), float(maxx), float(maxy)

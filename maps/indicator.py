@@ -20,6 +20,7 @@ from maps.atlas import (
     numbers,
     popup_text,
     region_payload,
+    view_bounds,
 )
 from maps.classify import classes, digits_for
 from maps.i18n import Text
@@ -71,7 +72,8 @@ def indicator_map(data: IndicatorSlice, year: int, opts: MapOptions, _: Text) ->
     atlas.add_to(m)
     AtlasLayer(atlas, "indicator", _("Indicator values"), overlay=False, show=True).add_to(m)
     AtlasControls(data.years).add_to(m)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    west, south, east, north = view_bounds(data.regions)
+    m.fit_bounds([[south, west], [north, east]])
     root: Any = m.get_root()
     ind = data.indicator
     title = f"{ind.label} ({ind.code})"

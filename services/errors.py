@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo.errors import (
@@ -51,20 +52,45 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JS
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+PAGE_PREFIXES = ("/maps/",)  # with "/": the planners' pages, which answer browsers in HTML
+
+
+def for_client(request: Request, response: JSONResponse) -> Response:
+    """A browser asking for a page gets the problem as an HTML page (same status and
+    content); every other client gets ``application/problem+json``."""
+    path = request.url.path
+    page = path == "/" or path.startswith(PAGE_PREFIXES)
+    if not page or "text/html" not in request.headers.get("accept", ""):
+        return response
+    from maps.i18n import Text, pick_language
+    from maps.pages import render
+
+    body = json.loads(bytes(response.body))
+    _ = Text(
+        pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+    )
+    home = "/" + (f"?lang={_.lang}" if _.lang != "en" else "")
+    page_html = render("error.html", _, problem=body, static="/static", home=home, languages=[])
+    return HTMLResponse(page_html, status_code=response.status_code)
+
+
 def _domain(status: int) -> Any:
-    async def handler(request: Request, exc: Exception) -> JSONResponse:
+    async def handler(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AlpClustersError)
         extra: dict[str, Any] = {}
         if isinstance(exc, IngestError):
             extra = {"errors": exc.problems}
             if exc.report is not None:
                 extra["report"] = exc.report
-        return problem(status, exc.title, str(exc), exc.code, instance=request.url.path, **extra)
+        return for_client(
+            request,
+            problem(status, exc.title, str(exc), exc.code, instance=request.url.path, **extra),
+        )
 
     return handler
 
 
-async def _validation(request: Request, exc: Exception) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
@@ -75,16 +101,25 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     detail = "; ".join(f"{e['location']}: {e['reason']}" for e in errors)
-    return problem(
-        422, "Invalid request", detail, "invalid-request", instance=request.url.path, errors=errors
+    return for_client(
+        request,
+        problem(
+            422,
+            "Invalid request",
+            detail,
+            "invalid-request",
+            instance=request.url.path,
+            errors=errors,
+        ),
     )
 
 
-async def _http(request: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    return problem(
-        exc.status_code, str(exc.detail), str(exc.detail), code, instance=request.url.path
+    return for_client(
+        request,
+        problem(exc.status_code, str(exc.detail), str(exc.detail), code, instance=request.url.path),
     )
 
 

@@ -28,7 +28,7 @@
   function setParam(name, value) {
     var url = new URL(window.location.href);
     if (value === null) { url.searchParams.delete(name); } else { url.searchParams.set(name, value); }
-    window.history.replaceState(null, "", url.toString());
+    window.history.replaceState(null, "", url.pathname + url.search + window.location.hash);
     document.querySelectorAll("a[data-keep-state]").forEach(function (a) {
       var link = new URL(a.href, window.location.href);
       link.searchParams.set(name, value === null ? "" : value);
@@ -92,6 +92,23 @@
       .replace("{year}", String(state.year));
   }
 
+  /* The view (zoom, centre) is kept in the URL's fragment, as #map=zoom/lat/lon. */
+  function restoreView(map) {
+    var m = /#map=([\d.]+)\/(-?[\d.]+)\/(-?[\d.]+)/.exec(window.location.hash);
+    if (m) { map.setView([Number(m[2]), Number(m[3])], Number(m[1]), { animate: false }); }
+  }
+
+  function saveView(map) {
+    var c = map.getCenter();
+    var hash = "#map=" + map.getZoom() + "/" + c.lat.toFixed(4) + "/" + c.lng.toFixed(4);
+    window.history.replaceState(null, "", window.location.pathname + window.location.search + hash);
+  }
+
+  /* Catchment labels crowd a continent-wide view: shown from zoom 5 on. */
+  function labelsByZoom(map) {
+    map.getContainer().classList.toggle("ac-labels-off", map.getZoom() < 5);
+  }
+
   function init(map, data) {
     if (state) { return state; }
     var index = {};
@@ -112,7 +129,13 @@
     });
     map.whenReady(function () {
       showYearPanels();
-      setTimeout(function () { if (!state.pending) { window.acReady = true; } }, 0);
+      setTimeout(function () {  // after the page's script: the layers exist, the view is set
+        restoreView(map);
+        map.on("moveend", function () { saveView(map); });
+        map.on("zoomend", function () { labelsByZoom(map); });
+        labelsByZoom(map);
+        if (!data.tiles) { window.acReady = true; }
+      }, 0);
     });
     return state;
   }
@@ -165,11 +188,7 @@
       var i = state.index[e.layer.properties.region];
       if (i !== undefined) { L.popup({ maxWidth: 360 }).setLatLng(e.latlng).setContent(describe(i)).openOn(state.map); }
     });
-    state.pending = (state.pending || 0) + 1;
-    layer.once("load", function () {
-      state.pending -= 1;
-      if (!state.pending) { window.acReady = true; }
-    });
+    layer.on("load", function () { window.acReady = true; });  // the tiles in view are drawn
     layer.acRestyle = function () { layer.redraw(); };
     return layer;
   }
