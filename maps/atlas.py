@@ -9,6 +9,7 @@ layers or years needs no second copy of the geometry and no request.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import folium
@@ -183,3 +184,15 @@ def view_bounds(regions: gpd.GeoDataFrame) -> tuple[float, float, float, float]:
     near = (np.abs(coords - median) <= 3 * np.maximum(iqr, 1.0)).all(axis=1)
     minx, miny, maxx, maxy = regions[near].total_bounds
     return float(minx), float(miny), float(maxx), float(maxy)
+
+
+_VIEWPORT = re.compile(r'<meta name="viewport"[^>]*>', re.S)
+
+
+def render_page(m: folium.Map, lang: str) -> str:
+    """The map's HTML page in language ``lang``, which the reader may zoom (folium's page
+    has no language and forbids zooming, which WCAG 1.4.4 asks to allow)."""
+    page = m.get_root().render()
+    page = page.replace("<html>", f'<html lang="{lang}">', 1)
+    viewport = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    return _VIEWPORT.sub(viewport, page, count=1)

@@ -20,6 +20,7 @@ from geo.settings import Settings
 from geo.store import AnalysisRecord
 from maps.analysis import MapOptions
 from maps.assets import standalone
+from maps.atlas import render_page
 from maps.i18n import Text, languages, pick_language
 from maps.pages import render
 from maps.panels import Link
@@ -105,9 +106,11 @@ def with_home(request: Request, _: Text) -> str:
     return str(request.url_for("index").path) + (f"?lang={_.lang}" if _.lang != "en" else "")
 
 
-def page(m: folium.Map, f: PageFormat, request: Request, filename: str) -> HTMLResponse | Response:
+def page(
+    m: folium.Map, f: PageFormat, request: Request, filename: str, _: Text
+) -> HTMLResponse | Response:
     """The map as a page, or as a standalone file to save."""
-    html_text = m.get_root().render()
+    html_text = render_page(m, _.lang)
     if f == "standalone":
         body = standalone(html_text, static_url(request))
         disposition = f'attachment; filename="{safe_name(filename)}.html"'

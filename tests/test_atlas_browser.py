@@ -206,3 +206,74 @@ def test_start_page_is_keyboard_operable(tab: Page, base_url: str) -> None:
     if os.environ.get("ATLAS_SCREENSHOTS"):  # where to keep the screenshot of the start page
         page.screenshot(path=Path(os.environ["ATLAS_SCREENSHOTS"]) / "start-page.png")
     assert not tab.errors, tab.errors
+
+
+AXE = Path(__file__).resolve().parents[1] / "maps/static/node_modules/axe-core/axe.min.js"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+@pytest.fixture(scope="module")
+def two_year_analysis(base_url: str) -> dict[str, Any]:
+    """Gi* of GDP per head over two years without correction (so with catchments)."""
+    years = years_with_data(base_url)
+    body = {"dataset": "nama_10r_3gdp", "years": years, "correction": "none"}
+    resp = httpx.post(base_url + "/analyses", json=body, timeout=120)
+    assert resp.status_code in (200, 201), resp.text
+    analysis: dict[str, Any] = resp.json()
+    return analysis
+
+
+def page_urls(analysis: dict[str, Any]) -> dict[str, str]:
+    aid, last = analysis["id"], analysis["series"][-1]
+    catchment = last["catchments"][0]["catchment"]
+    return {
+        "start": "/",
+        "result-map": f"/maps/analyses/{aid}",
+        "indicator-map": "/maps/datasets/nama_10r_3gdp?indicator=EUR_HAB",
+        "catchment": f"/maps/analyses/{aid}/catchments/{catchment}?year={last['year']}",
+        "error": "/maps/analyses/0123456789abcdef",
+        "german": "/?lang=de",
+    }
+
+
+@pytest.mark.parametrize(
+    "page_name", ["start", "result-map", "indicator-map", "catchment", "error", "german"]
+)
+def test_pages_pass_axe_wcag_checks(
+    tab: Page, base_url: str, two_year_analysis: dict[str, Any], page_name: str
+) -> None:
+    """axe-core (Deque's WCAG 2.1 A/AA rules, from the npm registry) finds no violation:
+    labels, names, contrast, language, landmarks, zoomable pages."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `make assets`")
+    page = tab.page
+    page.goto(base_url + page_urls(two_year_analysis)[page_name])
+    if page_name.endswith("map") or page_name == "catchment":
+        page.wait_for_function("window.acReady === true", timeout=30_000)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(f"axe.run(document, {{runOnly: {WCAG}}})")
+    found = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in result["violations"]
+    ]
+    assert found == []
+    assert result["passes"], "axe ran no check"
+
+
+def test_a_region_popup_is_reachable_by_keyboard(
+    tab: Page, base_url: str, settings: Settings, two_year_analysis: dict[str, Any]
+) -> None:
+    """ "Find a region" (a labelled list) opens a region's popup without a mouse."""
+    page = tab.page
+    page.goto(base_url + f"/maps/analyses/{two_year_analysis['id']}")
+    page.wait_for_function("window.acReady === true", timeout=30_000)
+    rows = api(base_url, f"/analyses/{two_year_analysis['id']}/regions.geojson")["features"]
+    code = rows[len(rows) // 2]["id"]
+    finder = page.get_by_label("Find a region")
+    finder.focus()
+    finder.select_option(code)  # what a keyboard user does with the arrow keys
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for(state="visible", timeout=5000)
+    shown = popup_fields(popup.inner_text())
+    assert shown["NUTS code"] == code
+    assert shown["Name"] == load_boundaries(settings).loc[code, "NAME_LATN"]
+    assert not tab.errors, tab.errors

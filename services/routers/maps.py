@@ -114,7 +114,8 @@ def analysis_map_page(
         vector_tiles=collection_tiles(request, f"analysis-{analysis_id}-regions", tiles),
         outline_vector_tiles=collection_tiles(request, f"nuts-{settings.nuts_year}-level-0"),
     )
-    return page(analysis_map(view, opts, _), f, request, f"alpclusters-{analysis_id}-{ind}-{yr}")
+    name = f"alpclusters-{analysis_id}-{ind}-{yr}"
+    return page(analysis_map(view, opts, _), f, request, name, _)
 
 
 @router.get(
@@ -164,7 +165,7 @@ def catchment_page(
         fine_layer_regions=10**9,
     )
     return page(
-        analysis_map(view, opts, _), f, request, f"alpclusters-{analysis_id}-{catchment_id}"
+        analysis_map(view, opts, _), f, request, f"alpclusters-{analysis_id}-{catchment_id}", _
     )
 
 
@@ -201,4 +202,4 @@ def indicator_map_page(
         frame = data.year_frame(yr).assign(indicator=data.indicator.code, year=yr)
         return data_response(frame, f, name, settings.geojson_precision)
     opts = map_options(request, settings, _, f=f, embed=embed, scheme=scheme, k=k)
-    return page(indicator_map(data, yr, opts, _), f, request, f"alpclusters-{name}")
+    return page(indicator_map(data, yr, opts, _), f, request, f"alpclusters-{name}", _)
