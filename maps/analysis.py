@@ -123,7 +123,7 @@ def result_payload(view: ResultView, opts: MapOptions, _: Text, *, fine: bool) -
         "year": view.year,
         "stat": stat,
         "series": series,
-        "classes": [list(c) for c in codes],
+        "classes": [[colour, _(label)] for colour, label in codes],
         "indicator": indicator_legend(scheme, digits, view.indicator.label, view.indicator.unit, _),
         "neighbours": [[position[n] for n in view.neighbours.get(c, [])] for c in ids],
         "catchments": _catchment_features(view),
