@@ -160,7 +160,7 @@ def analysis_map(view: ResultView, opts: MapOptions, _: Text) -> folium.Map:
     fine = opts.vector_tiles is not None and len(view.regions) > opts.fine_layer_regions
     payload = result_payload(view, opts, _, fine=fine)
     scheme = payload.pop("_scheme")
-    m = empty_map(opts.tiles, opts.tiles_attribution)
+    m = empty_map(opts.tiles, opts.tiles_attribution, embed=opts.embed)
     localise(m, opts.static_url)
     folium.map.CustomPane(BACKGROUND_PANE, z_index=350, pointer_events=False).add_to(m)
     minx, miny, maxx, maxy = view.regions.total_bounds

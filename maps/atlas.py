@@ -156,11 +156,14 @@ def popup_text(_: Text) -> dict[str, str]:
     }
 
 
-def empty_map(tiles: str | None, tiles_attribution: str) -> folium.Map:
-    """A map without folium's default tiles (none are reachable offline)."""
+def empty_map(tiles: str | None, tiles_attribution: str, *, embed: bool = False) -> folium.Map:
+    """A map without folium's default tiles (none are reachable offline); an embedded map
+    opens its links in the page around its iframe."""
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_snap=0.25)
     root: Any = m.get_root()
     root.header.add_child(folium.Element('<link rel="icon" href="data:,">'))
+    if embed:
+        root.header.add_child(folium.Element('<base target="_top">'))
     if tiles:
         folium.TileLayer(
             tiles, attr=tiles_attribution, name="Basemap", overlay=True, control=False

@@ -61,7 +61,7 @@ def indicator_map(data: IndicatorSlice, year: int, opts: MapOptions, _: Text) ->
     """A choropleth of ``data`` with ``year`` shown first; missing values are grey and
     named "No data"."""
     payload, scheme = indicator_payload(data, year, opts, _)
-    m = empty_map(opts.tiles, opts.tiles_attribution)
+    m = empty_map(opts.tiles, opts.tiles_attribution, embed=opts.embed)
     localise(m, opts.static_url)
     folium.map.CustomPane(BACKGROUND_PANE, z_index=350, pointer_events=False).add_to(m)
     minx, miny, maxx, maxy = data.regions.total_bounds
