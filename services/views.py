@@ -125,7 +125,7 @@ def data_response(frame: gpd.GeoDataFrame, f: PageFormat, filename: str, precisi
         disposition = f'attachment; filename="{safe_name(filename)}.geojson"'
         return GeoJSONResponse(body, headers={"Content-Disposition": disposition})
     table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
-    table.index.name = table.index.name or "region"
+    table.index.name = "region"
     table = table.reset_index()
     for column in table.select_dtypes(include=["object", "string"]).columns:
         table[column] = neutralise(table[column].astype("string").fillna(""))
