@@ -277,3 +277,31 @@ def test_a_region_popup_is_reachable_by_keyboard(
     assert shown["NUTS code"] == code
     assert shown["Name"] == load_boundaries(settings).loc[code, "NAME_LATN"]
     assert not tab.errors, tab.errors
+
+
+def test_standalone_map_works_without_the_service(
+    tab: Page, base_url: str, two_year_analysis: dict[str, Any], tmp_path: Path
+) -> None:
+    """The downloaded HTML file draws the map from file:// with every request refused but
+    its own: nothing of it needs AlpClusters any more."""
+    resp = httpx.get(
+        f"{base_url}/maps/analyses/{two_year_analysis['id']}", params={"f": "standalone"}
+    )
+    saved = tmp_path / "map.html"
+    saved.write_bytes(resp.content)
+    page = tab.page
+    asked: list[str] = []
+    page.route(
+        "**/*",
+        lambda route: (
+            (asked.append(route.request.url), route.continue_())
+            if route.request.url.startswith("file:")
+            else (asked.append(route.request.url), route.abort())
+        ),
+    )
+    page.goto(saved.as_uri())
+    page.wait_for_function("window.acReady === true", timeout=30_000)
+    n_regions = two_year_analysis["n_regions"]
+    assert page.locator("path.leaflet-interactive").count() >= n_regions
+    assert [u for u in asked if not u.startswith(("file:", "data:"))] == []
+    assert not tab.errors, tab.errors
