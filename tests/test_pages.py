@@ -376,3 +376,21 @@ def test_national_names_in_the_popups(settings: Settings, result_page: str) -> N
     data = payload(result_page)
     layer: gpd.GeoDataFrame = load_boundaries(settings).loc[data["ids"]]
     assert [n[:2] for n in data["names"]] == layer[["NAME_LATN", "NUTS_NAME"]].values.tolist()
+
+
+def test_a_basemap_is_a_setting_and_outlines_stay(
+    settings: Settings, demo_store: Store, analysis: dict[str, Any]
+) -> None:
+    """With tiles configured (here a port nothing listens on) the map asks for them, and
+    still draws the NUTS 0 country outlines beneath the regions, so it works without them."""
+    from services.app import create_app
+
+    tiles = "http://127.0.0.1:9/{z}/{x}/{y}.png"
+    with_tiles = settings.model_copy(update={"tiles": tiles, "tiles_attribution": "test tiles"})
+    with TestClient(create_app(with_tiles)) as client:
+        page = client.get(f"/maps/analyses/{analysis['id']}").text
+    assert json.dumps(tiles) in page and "test tiles" in page
+    outlines = re.findall(r'"country": "([A-Z]{2})"', page)
+    layer = load_boundaries(settings)
+    countries = set(layer.loc[payload(page)["ids"], "CNTR_CODE"])
+    assert countries <= set(outlines)
