@@ -127,18 +127,16 @@ class MoranScatter:
     ``z`` is the value minus the mean over the regions with a value, divided by the
     standard deviation (``ddof=0``); ``lag`` is the mean ``z`` of a region's neighbours
     (row-standardised weights among the regions with a value). Regions without a value
-    or without neighbours are left out. The least-squares slope through the origin is
-    global Moran's I.
+    or without neighbours are left out of the points. ``slope`` is global Moran's I of the
+    row-standardised weights, ``n / S0 · sum(z · lag) / sum(z²)`` with the sums over every
+    region with a value (those without neighbours count in ``n`` and ``sum(z²)`` only);
+    without such regions it is the least-squares slope of the points through the origin.
     """
 
     ids: np.ndarray
     z: np.ndarray
     lag: np.ndarray
-
-    @property
-    def slope(self) -> float:
-        """``sum(z · lag) / sum(z²)``: Moran's I of the row-standardised weights."""
-        return float(np.dot(self.z, self.lag) / np.dot(self.z, self.z))
+    slope: float
 
     @property
     def quadrant(self) -> np.ndarray:
@@ -159,7 +157,11 @@ def moran_scatter(values: pd.Series, weights: SpatialWeights) -> MoranScatter:
     card = sub.cardinalities
     lag = np.divide(sub.adjacency @ z, card, out=np.full(len(z), np.nan), where=card > 0)
     keep = card > 0
-    return MoranScatter(sub.ids[keep], z[keep], lag[keep])
+    zz = float(np.dot(z, z))
+    slope = (
+        len(z) / keep.sum() * float(np.dot(z[keep], lag[keep])) / zz if zz and keep.any() else 0.0
+    )
+    return MoranScatter(sub.ids[keep], z[keep], lag[keep], float(slope))
 
 
 @dataclass(frozen=True)

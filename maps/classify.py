@@ -59,6 +59,8 @@ def classes(values: np.ndarray, scheme: str = DEFAULT_SCHEME, k: int = DEFAULT_K
     if not len(finite):
         raise ValueError("no finite value to classify")
     distinct = len(np.unique(finite))
+    if distinct == 1:  # one class holding every value (mapclassify refuses constant data)
+        return Classes(scheme, finite[:1].copy(), palette(1), float(finite[0]))
     k = max(1, min(k, distinct))
     fitted = getattr(mapclassify, SCHEMES[scheme])(finite, k=k)
     bins = np.unique(np.asarray(fitted.bins, dtype=float))
