@@ -45,6 +45,29 @@ class UnknownCatchmentError(NotFoundError):
     title = "Unknown catchment"
 
 
+class AuthenticationError(AlpClustersError):
+    """No credential, or one that is unknown, expired or revoked."""
+
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDeniedError(AlpClustersError):
+    """The account's role, or its NUTS scope, does not allow this."""
+
+    code = "forbidden"
+    title = "Permission denied"
+
+    def __init__(self, message: str, regions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.regions = regions or []
+
+
+class UnknownAccountError(NotFoundError):
+    code = "unknown-account"
+    title = "Unknown account"
+
+
 class AnalysisNotReadyError(AlpClustersError):
     """The analysis exists but has no results (yet): it is queued, running or failed."""
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from geo.accounts import Accounts
 from geo.errors import UnknownAnalysisError, UnknownDatasetError, closest
 from geo.packing import pack, unpack
 from geo.records import (
@@ -117,6 +118,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         migrate(self.engine)
+        self.accounts = Accounts(self.engine)
 
     # -- datasets and versions ---------------------------------------------------------
 

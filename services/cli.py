@@ -12,6 +12,7 @@ import typer
 
 from geo.defaults import DEFAULT_ALPHA, DEFAULT_PERMUTATIONS, DEFAULT_SEED
 from geo.errors import AlpClustersError, IngestError, describe
+from services.cli_users import users_app
 
 app = typer.Typer(
     help="AlpClusters: cross-border hot spots and cluster catchments.",
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Boundaries and named areas.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(users_app, name="users")
 
 Method = Annotated[str, typer.Option(help="gi_star or local_moran.")]
 Weights = Annotated[str, typer.Option(help="queen, rook, knn:K or distance:KM.")]
