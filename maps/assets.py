@@ -1,8 +1,8 @@
 """Front-end assets served by AlpClusters itself (no public CDN).
 
-Leaflet and Leaflet.VectorGrid are installed from the npm registry at build time
-(``maps/static/package.json``, ``make assets``) into ``maps/static/node_modules``, which git
-ignores.
+Leaflet, Leaflet.VectorGrid and Swagger UI (the API documentation page) are installed from
+the npm registry at build time (``maps/static/package.json``, ``make assets``) into
+``maps/static/node_modules``, which git ignores.
 """
 
 from __future__ import annotations
@@ -19,8 +19,15 @@ LEAFLET_DIR = STATIC_DIR / "node_modules" / "leaflet" / "dist"
 VECTORGRID_DIR = STATIC_DIR / "node_modules" / "leaflet.vectorgrid" / "dist"
 CSS_DIR = STATIC_DIR / "css"
 JS_DIR = STATIC_DIR / "js"
+SWAGGER_DIR = STATIC_DIR / "node_modules" / "swagger-ui-dist"
 # URL folder under the static URL -> where its files are
-FOLDERS = {"leaflet": LEAFLET_DIR, "vectorgrid": VECTORGRID_DIR, "css": CSS_DIR, "js": JS_DIR}
+FOLDERS = {
+    "leaflet": LEAFLET_DIR,
+    "vectorgrid": VECTORGRID_DIR,
+    "css": CSS_DIR,
+    "js": JS_DIR,
+    "swagger": SWAGGER_DIR,
+}
 _ASSET = re.compile(
     r'<script src="(?P<s>[^"]+)"></script>|<link rel="stylesheet" href="(?P<c>[^"]+)"\s*/?>'
 )
@@ -35,6 +42,7 @@ def assets_missing() -> list[str]:
         VECTORGRID_DIR / "Leaflet.VectorGrid.bundled.min.js",
         CSS_DIR / "map.css",
         JS_DIR / "atlas.js",
+        SWAGGER_DIR / "swagger-ui-bundle.js",
     ]
     return [str(p) for p in needed if not p.is_file()]
 

@@ -17,11 +17,12 @@ from geo.jobs import AnalysisRunner
 from geo.settings import Settings
 from geo.store import Store
 from geo.upload_jobs import UploadRunner, sweep_orphans
-from maps.assets import CSS_DIR, JS_DIR, LEAFLET_DIR, VECTORGRID_DIR, assets_missing
+from maps.assets import FOLDERS, assets_missing
 from services import errors, openapi
 from services.routers import (
     analyses,
     datasets,
+    docs,
     exports,
     health,
     maps,
@@ -73,11 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "Hot spots and cluster catchments of NUTS regions in the Alps.",
         lifespan=lifespan,
         license_info={"name": "EUPL-1.2", "identifier": "EUPL-1.2"},
+        docs_url=None,  # served by services.routers.docs from our own copy of Swagger UI
+        redoc_url=None,
     )
     errors.register(app)
     openapi.install(app)
     for router in (
         health.router,
+        docs.router,
         regions.router,
         datasets.router,
         uploads.router,
@@ -89,14 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         maps.router,
     ):
         app.include_router(router)
-    app.mount(
-        "/static/leaflet", StaticFiles(directory=LEAFLET_DIR, check_dir=False), name="leaflet"
-    )
-    app.mount(
-        "/static/vectorgrid",
-        StaticFiles(directory=VECTORGRID_DIR, check_dir=False),
-        name="vectorgrid",
-    )
-    app.mount("/static/css", StaticFiles(directory=CSS_DIR, check_dir=False), name="css")
-    app.mount("/static/js", StaticFiles(directory=JS_DIR, check_dir=False), name="js")
+    for name, folder in FOLDERS.items():
+        app.mount(f"/static/{name}", StaticFiles(directory=folder, check_dir=False), name=name)
     return app

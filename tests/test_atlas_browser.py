@@ -305,3 +305,17 @@ def test_standalone_map_works_without_the_service(
     assert page.locator("path.leaflet-interactive").count() >= n_regions
     assert [u for u in asked if not u.startswith(("file:", "data:"))] == []
     assert not tab.errors, tab.errors
+
+
+def test_api_documentation_page_needs_no_cdn(tab: Page, base_url: str) -> None:
+    """Swagger UI, from AlpClusters' own copy, lists every operation of /openapi.json."""
+    page = tab.page
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url))
+    page.goto(base_url + "/docs")
+    page.locator(".opblock").first.wait_for(timeout=30_000)
+    document = httpx.get(base_url + "/openapi.json", timeout=60).json()
+    operations = sum(len(ops) for ops in document["paths"].values())
+    assert page.locator(".opblock").count() == operations
+    assert [u for u in asked if not u.startswith((base_url, "data:"))] == []
+    assert not tab.errors, tab.errors
