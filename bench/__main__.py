@@ -141,6 +141,10 @@ def run_one(case: Case, side: str, args: argparse.Namespace, sizes: Sizes, pg: P
         from bench.ogc import child
 
         record = child(side, args.out, args.quick)
+    elif case.group == "pages":  # bench.pages runs both maps, both sides, in one process
+        from bench.pages import child as pages_child
+
+        record = pages_child(args.out, args.quick)
     else:
         record = run_worker(case.key, side, args)
     status = "FAILED" if "error" in record else f"{record['time_s']:.2f} s"
@@ -208,6 +212,11 @@ def header(args: argparse.Namespace, engine: str | None) -> list[str]:
         lines.append(
             "  case 5, ours: geo.store.Store + geo.uploads.upload; ref: pandas.read_csv + "
             "DataFrame.to_sql (defaults)"
+        )
+    if "pages" in args.groups:
+        lines.append(
+            "  case 7, ours: GET /maps/analyses/{id} in Debian's headless Chromium (Playwright); "
+            "ref: folium.Map + folium.GeoJson of the same regions, served by the same server"
         )
     if args.quick:
         lines.append("  QUICK MODE: reduced sizes to check the harness; not the benchmark")

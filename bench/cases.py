@@ -12,6 +12,7 @@ OURS, ESDA, PANDAS = "ours", "esda", "pandas"
 SIDES = (OURS, ESDA)
 ALL_SIDES = (OURS, ESDA, PANDAS)  # pandas: the baseline of the ingest cases
 PYGEOAPI_PARQUET, PYGEOAPI_GEOJSON = "pygeoapi-parquet", "pygeoapi-geojson"  # case 6
+PAGES_SIDE = "chromium"  # case 7: one record holds ours and the folium reference
 
 # Targets printed in the table.
 ATLAS_MIN_RATIO = 20.0
@@ -21,6 +22,9 @@ COLD_START_MAX_S = 3.0
 INGEST_MIN_RATIO = 3.0  # rows/s of ours over pandas read_csv + to_sql
 INGEST_MAX_RSS_MB = 1.5e9 / 2**20  # 1.5 GB (10^9 bytes) = 1,430.5 MiB, ours' peak RSS
 OGC_MIN_RPS_RATIO = 2.0  # requests/s of ours over pygeoapi's, p50 latency not above its
+# Case 7, per map: the page's HTML below this many bytes (10^6 B = 1 MB) and the median
+# time to interactive below this many seconds.
+PAGES_TARGETS = {"alpine": (1.5e6, 2.0), "europe": (4e6, 4.0)}
 
 # Scale-out: the same chunk size for 1 and 2 workers, giving this many tasks per worker
 # on the 2-worker cluster (and twice as many on the 1-worker cluster). Each task has a
@@ -81,11 +85,12 @@ CASES = (
     Case("ingest-sqlite", "ingest", "ingest", (OURS, PANDAS)),
     Case("ingest-postgres", "ingest", "ingest", (OURS, PANDAS)),
     Case("ogc-items", "ogc", "ogc", (OURS, PYGEOAPI_PARQUET, PYGEOAPI_GEOJSON)),
+    Case("pages-map", "pages", "pages", (PAGES_SIDE,)),
 )
 BY_KEY = {case.key: case for case in CASES}
-GROUPS = ("atlas", "fine", "scaleout", "cold", "ingest", "ogc")
+GROUPS = ("atlas", "fine", "scaleout", "cold", "ingest", "ogc", "pages")
 ENGINE_GROUPS = ("atlas", "fine", "scaleout")  # those that need the engine preflight
-WORKER_CASES = tuple(case.key for case in CASES if case.group not in ("cold", "ogc"))
+WORKER_CASES = tuple(case.key for case in CASES if case.group not in ("cold", "ogc", "pages"))
 
 
 def plan(groups: tuple[str, ...]) -> list[tuple[Case, str]]:

@@ -23,11 +23,11 @@ and 7b of the table. See ``bench/README.md``, case 7.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from bench.ogc import DEFAULT_OUT, Server, free_port, start, wait_ready
 
@@ -64,13 +66,16 @@ CHROMIUM = "/usr/bin/chromium"
 # set to true ("flag", through a setter) and the moment the first interactive region path
 # enters the DOM ("paths", a MutationObserver), and for each the first animation frame
 # after it ("*_frame", two requestAnimationFrame callbacks: the frame holding it is done).
+# The page's own stamp, window.acReadyAt (atlas.js), is preferred when the page sets it.
 PROBE_JS = """
 (() => {
   const b = (window.__bench = {});
   const stamp = (name) => {
     if (b[name] !== undefined) { return; }
     b[name] = performance.now();
-    requestAnimationFrame(() => requestAnimationFrame(() => { b[name + "_frame"] = performance.now(); }));
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      b[name + "_frame"] = performance.now();
+    }));
   };
   let flag;
   Object.defineProperty(window, "acReady", {
@@ -80,13 +85,13 @@ PROBE_JS = """
     set(v) { flag = v; if (v === true) { stamp("flag"); } },
   });
   const look = () => {
-    if (document.querySelector(%(paths)s)) { stamp("paths"); return true; }
+    if (document.querySelector(REGION_PATHS)) { stamp("paths"); return true; }
     return false;
   };
   const observer = new MutationObserver(() => { if (look()) { observer.disconnect(); } });
   observer.observe(document, { childList: true, subtree: true });
 })();
-""" % {"paths": json.dumps(REGION_PATHS)}
+""".replace("REGION_PATHS", json.dumps(REGION_PATHS))
 
 # The Leaflet map of the page and a point inside a region that is in view and on top.
 FIND_REGION_JS = """
@@ -100,11 +105,11 @@ FIND_REGION_JS = """
     if (p.x < 20 || p.y < 20 || p.x > box.width - 20 || p.y > box.height - 20) { continue; }
     const x = box.left + p.x, y = box.top + p.y;
     const el = document.elementFromPoint(x, y);
-    if (el && el.matches(%(paths)s)) { return { x: x, y: y, lat: lat, lon: lon }; }
+    if (el && el.matches(REGION_PATHS)) { return { x: x, y: y, lat: lat, lon: lon }; }
   }
   return null;
 }
-""" % {"paths": json.dumps(REGION_PATHS)}
+""".replace("REGION_PATHS", json.dumps(REGION_PATHS))
 
 VIEW_JS = """
 () => {
@@ -120,7 +125,8 @@ VIEW_JS = """
 TIMING_JS = """
 () => {
   const nav = performance.getEntriesByType("navigation")[0];
-  return { bench: window.__bench, acReady: window.acReady === true,
+  const at = typeof window.acReadyAt === "number" ? window.acReadyAt : null;
+  return { bench: window.__bench, acReady: window.acReady === true, acReadyAt: at,
            response_end: nav ? nav.responseEnd : null,
            dom_content_loaded: nav ? nav.domContentLoadedEventEnd : null,
            load: nav ? nav.loadEventEnd : null };
@@ -308,58 +314,81 @@ def load_page(browser: Any, url: str, *, flag: bool, points: list[list[float]]) 
         page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
         page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
         page.on(
-            "console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None
+            "console",
+            lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
         )
         started = time.perf_counter()
         page.goto(url, wait_until="commit")
-        ready_flag = False
-        if flag:
-            try:
-                page.wait_for_function("window.acReady === true", timeout=FLAG_TIMEOUT_S * 1e3)
-                ready_flag = True
-            except Exception as exc:  # playwright TimeoutError
-                if "Timeout" not in type(exc).__name__:
-                    raise
-        if not ready_flag:
-            page.wait_for_function(
-                "window.__bench && window.__bench.paths !== undefined",
-                timeout=PATHS_TIMEOUT_S * 1e3,
-            )
+        ready_flag, detected = wait_ready_state(page, flag)
         waited_s = time.perf_counter() - started
         idle = True
         try:
             page.wait_for_load_state("networkidle", timeout=IDLE_TIMEOUT_S * 1e3)
-        except Exception:
+        except PlaywrightTimeoutError:
             idle = False
-        page.wait_for_function(
-            "(k) => window.__bench[k + '_frame'] !== undefined",
-            arg="flag" if ready_flag else "paths",
-            timeout=10_000,
-        )
-        timing = page.evaluate(TIMING_JS)
-        bench = timing["bench"] or {}
-        key = "flag" if ready_flag else "paths"
-        record: dict[str, Any] = {
-            "ready_s": bench[key] / 1e3,
-            "ready_by": "window.acReady" if ready_flag else REGION_PATHS,
-            "ready_flag": ready_flag,
-            "ready_frame_s": bench[f"{key}_frame"] / 1e3,
-            "paths_s": bench["paths"] / 1e3 if "paths" in bench else None,
-            "response_end_s": _ms(timing["response_end"]),
-            "dom_content_loaded_s": _ms(timing["dom_content_loaded"]),
-            "load_s": _ms(timing["load"]),
-            "waited_s": waited_s,
-            "network_idle": idle,
-        }
+        record = ready_time(page, ready_flag, detected)
+        record.update(waited_s=waited_s, network_idle=idle)
         record.update(traffic(responses, url))
-        record["click"] = click_check(page, points, ".leaflet-popup-content" if flag else ".leaflet-tooltip")
-        record["view"] = page.evaluate(VIEW_JS)
+        record["view"] = page.evaluate(VIEW_JS)  # before the click: a popup pans the map
+        record["click"] = click_check(
+            page, points, ".leaflet-popup-content" if flag else ".leaflet-tooltip"
+        )
         record["failed_requests"] = failed
         record["js_errors"] = errors[:5]
         record["js_error_count"] = len(errors)
         return record
     finally:
         context.close()
+
+
+def wait_ready_state(page: Any, flag: bool) -> tuple[bool, float]:
+    """Wait for ``window.acReady === true`` (``flag``; at most :data:`FLAG_TIMEOUT_S`),
+    else for the first region path; whether the flag came, and performance.now() then."""
+    if flag:
+        try:
+            page.wait_for_function("window.acReady === true", timeout=FLAG_TIMEOUT_S * 1e3)
+            return True, float(page.evaluate("performance.now()"))
+        except PlaywrightTimeoutError:
+            pass
+    page.wait_for_function(
+        "window.__bench && window.__bench.paths !== undefined", timeout=PATHS_TIMEOUT_S * 1e3
+    )
+    return False, float(page.evaluate("performance.now()"))
+
+
+def ready_time(page: Any, ready_flag: bool, detected_ms: float) -> dict[str, Any]:
+    """When the page was ready, in seconds since navigation start, and how that was told.
+
+    With the flag: the page's own ``window.acReadyAt`` if it sets one, else the probe's
+    setter stamp; without: the probe's first region path. ``polled`` (the moment the wait
+    saw it) only if neither stamp exists.
+    """
+    key = "flag" if ready_flag else "paths"
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_function(
+            "(k) => window.__bench[k + '_frame'] !== undefined", arg=key, timeout=5_000
+        )
+    timing = page.evaluate(TIMING_JS)
+    bench = timing["bench"] or {}
+    stamp, clock = bench.get(key), "probe"
+    if ready_flag and timing["acReadyAt"] is not None:
+        stamp, clock = timing["acReadyAt"], "window.acReadyAt"
+    if stamp is None:
+        stamp, clock = detected_ms, "polled"
+    frame = bench.get(f"{key}_frame")
+    return {
+        "ready_s": stamp / 1e3,
+        "ready_by": "window.acReady" if ready_flag else REGION_PATHS,
+        "ready_clock": clock,
+        "ready_flag": ready_flag,
+        "ready_frame_s": None if frame is None else frame / 1e3,
+        "flag_setter_s": _ms(bench.get("flag")),
+        "acReadyAt_s": _ms(timing["acReadyAt"]),
+        "paths_s": _ms(bench.get("paths")),
+        "response_end_s": _ms(timing["response_end"]),
+        "dom_content_loaded_s": _ms(timing["dom_content_loaded"]),
+        "load_s": _ms(timing["load"]),
+    }
 
 
 def _ms(value: float | None) -> float | None:
@@ -412,7 +441,7 @@ def click_check(page: Any, points: list[list[float]], expected: str) -> dict[str
     try:
         page.locator(expected).first.wait_for(state="visible", timeout=CLICK_TIMEOUT_S * 1e3)
         ok = True
-    except Exception:
+    except PlaywrightTimeoutError:
         ok = False
     return {"ok": ok, "expected": expected, "at": [target["lat"], target["lon"]]}
 
@@ -426,7 +455,8 @@ def summary(loads: list[dict[str, Any]]) -> dict[str, Any]:
         "ready_min_s": min(times),
         "ready_max_s": max(times),
         "ready_s": times,
-        "ready_frame_median_s": statistics.median(load["ready_frame_s"] for load in loads),
+        "ready_frame_median_s": _median(load["ready_frame_s"] for load in loads),
+        "ready_clock": sorted({load["ready_clock"] for load in loads}),
         "ready_flag": all(load["ready_flag"] for load in loads),
         "ready_by": sorted({load["ready_by"] for load in loads}),
         "html_bytes": first.get("html_bytes"),
@@ -543,11 +573,15 @@ def run(out: Path, quick: bool) -> dict[str, Any]:
             with httpx.Client(base_url=base, timeout=300) as client:
                 analyses = [create_analysis(client, spec) for spec in specs]
                 with sync_playwright() as pw:
-                    browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+                    browser = pw.chromium.launch(
+                        executable_path=CHROMIUM, args=flags, headless=True
+                    )
                     chromium = browser.version
                     try:
                         for spec, analysis in zip(specs, analyses, strict=True):
-                            maps.append(measure_map(browser, client, base, spec, analysis, tmp, loads))
+                            maps.append(
+                                measure_map(browser, client, base, spec, analysis, tmp, loads)
+                            )
                     finally:
                         browser.close()
         finally:

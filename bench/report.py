@@ -393,6 +393,13 @@ def ogc_rows(records: Records) -> Report:
     return ogc_report(records)
 
 
+def pages_rows(records: Records) -> Report:
+    """Case 7: the result map page in Chromium, ours against folium (``bench.pages_report``)."""
+    from bench.pages_report import pages_report
+
+    return pages_report(records)
+
+
 BUILDERS: tuple[Callable[[Records], Report], ...] = (
     atlas_rows,
     fine_rows,
@@ -400,6 +407,7 @@ BUILDERS: tuple[Callable[[Records], Report], ...] = (
     cold_rows,
     ingest_rows,
     ogc_rows,
+    pages_rows,
 )
 
 LEGEND = (
@@ -411,6 +419,8 @@ LEGEND = (
     "ref 1st s: esda's first call in a fresh process, compilation included",
     "  (atlas: one series; lattice: the whole call)",
     "MiB: peak RSS (ru_maxrss) of each side's own process; /wkr: largest dask worker",
+    "case 7: ours s, ref s = median time to interactive in Chromium; ratio = ref s / ours s;",
+    "  the MiB columns hold the page's HTML in MB (10^6 bytes) instead",
 )
 
 
