@@ -147,6 +147,9 @@ class MapSpec:
 # --------------------------------------------------------------------------- the server
 
 
+ADMIN_KEY_ENV = "ALPCLUSTERS_BENCH_ADMIN_KEY"
+
+
 def settings_for(tmp: Path) -> Any:
     """The case's settings: the data mirror, no download, a throwaway SQLite store."""
     from geo.settings import Settings
@@ -161,7 +164,16 @@ def settings_for(tmp: Path) -> Any:
         database_url=f"sqlite:///{tmp}/db",
         upload_dir=tmp / "uploads",
         tiles=None,  # the plain, offline background (the reference has none either)
+        admin_key=admin_key(),
     )
+
+
+def admin_key() -> str:
+    """The run's bootstrap admin key (``POST /analyses`` needs an analyst or admin), made
+    once in the parent and inherited by the server process."""
+    from geo.accounts import new_key
+
+    return os.environ.setdefault(ADMIN_KEY_ENV, new_key()[0])
 
 
 def serve(tmp: Path, port: int) -> None:
@@ -570,7 +582,8 @@ def run(out: Path, quick: bool) -> dict[str, Any]:
             startup_s = wait_ready(server, "/health")
             base = f"http://127.0.0.1:{server.port}"
             maps = []
-            with httpx.Client(base_url=base, timeout=300) as client:
+            auth = {"Authorization": f"Bearer {admin_key()}"}
+            with httpx.Client(base_url=base, timeout=300, headers=auth) as client:
                 analyses = [create_analysis(client, spec) for spec in specs]
                 with sync_playwright() as pw:
                     browser = pw.chromium.launch(

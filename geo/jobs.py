@@ -50,11 +50,14 @@ class AnalysisRunner:
         self._futures: dict[str, Future[AlpClustersError | None]] = {}
         self._lock = threading.Lock()
 
-    def submit(self, params: AnalysisParams, wait: bool | None = None) -> AnalysisRecord:
+    def submit(
+        self, params: AnalysisParams, wait: bool | None = None, actor: str = ""
+    ) -> AnalysisRecord:
         """Start (or find) the analysis of ``params`` and return its record.
 
         With ``wait=None`` small analyses run at once and large ones in the background;
-        ``True`` always waits, ``False`` never does.
+        ``True`` always waits, ``False`` never does. A new analysis is recorded in the
+        audit log under ``actor``.
         """
         resolved, ids = resolve_params(self.settings, self.store, params)
         aid = analysis_id(resolved, self.store.dataset(resolved.dataset, resolved.version))
@@ -74,6 +77,9 @@ class AnalysisRunner:
                     duration_s=None,
                     created_at=dt.datetime.now(dt.UTC),
                 )
+            )
+            self.store.accounts.record(
+                actor or "anonymous", "analyse", f"analysis {aid}", aid, resolved.model_dump()
             )
             background = wait is False or (
                 wait is None and self.cost(resolved, len(ids)) > self.background_above

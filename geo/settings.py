@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +86,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Uploads larger than this are checked and stored in the background "
         "(POST /datasets answers 202 with a status URL).",
+    )
+
+    anonymous_read: bool = Field(
+        default=True,
+        description="Whether visitors without a credential may read datasets, analyses and "
+        "maps (every write needs an API key whatever this says).",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="A bootstrap admin API key (alp_<16 hex>_<secret>), added to the 'admin' "
+        "account at start, so a fresh deployment can be administered.",
     )
 
     @model_validator(mode="after")

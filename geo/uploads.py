@@ -20,7 +20,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from geo.boundaries import load_boundaries
-from geo.errors import IngestError
+from geo.errors import IngestError, PermissionDeniedError
 from geo.formats import Layout, ReadOptions, read_chunks, region_codes, sniff
 from geo.nuts_versions import Detection, code_lists, conversion, detect, other_versions
 from geo.records import DatasetInfo
@@ -50,6 +50,8 @@ class UploadRequest:
     years: tuple[int, int] = (1900, 2100)
     levels: tuple[int, ...] | None = None  # keep only these NUTS levels (Eurostat tables mix them)
     file_name: str = ""  # as the user named it (default: the path's name)
+    scope: tuple[str, ...] | None = None  # NUTS prefixes the uploader may write; None: any
+    actor: str = ""  # the account that uploads (the audit log's "who")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def upload(
         returns the report instead of raising.
     """
     checked = check_file(settings, Path(path), request, progress)
+    _within_scope(checked, request)
     report = _report(checked, request)
     refused = checked.validator.report.problems or checked.validator.report.more_problems
     if refused and request.on_problem == "refuse":
@@ -102,9 +105,29 @@ def upload(
     if dry_run:
         return UploadOutcome(report)
     info, created = _store(settings, store, checked, request, report)
+    if created:
+        target = f"dataset {info.id} version {info.version}"
+        actor = request.actor or request.uploader or "anonymous"
+        store.accounts.record(actor, "upload", target, info.content_hash)
     if progress:
         progress(100.0)
     return UploadOutcome(report, info, created)
+
+
+def _within_scope(checked: _Checked, request: UploadRequest) -> None:
+    """Refuse a table with regions outside the uploader's NUTS scope, naming them."""
+    if request.scope is None or not len(checked.table):
+        return
+    codes = checked.table["geo"].astype(str).unique()
+    outside = sorted({c for c in codes if not c.startswith(request.scope)})
+    if outside:
+        shown = ", ".join(outside[:20]) + (" …" if len(outside) > 20 else "")
+        raise PermissionDeniedError(
+            f"{request.actor or 'this account'} may upload regions under "
+            f"{list(request.scope)} only; {len(outside)} region(s) of "
+            f"{request.file_name or 'the file'} lie outside: {shown}",
+            regions=outside,
+        )
 
 
 def check_file(

@@ -19,6 +19,7 @@ from geo.store import Store
 from geo.upload_jobs import UploadRunner, sweep_orphans
 from maps.assets import FOLDERS, assets_missing
 from services import errors, openapi
+from services.auth import ReaderDep
 from services.routers import (
     analyses,
     datasets,
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.store = Store(settings.database_url)
+        if settings.admin_key is not None:
+            app.state.store.accounts.bootstrap(settings.admin_key.get_secret_value())
         load_boundaries(settings)  # read (or fetch) once, before the first request
         app.state.scheduler = connect(settings.scheduler)
         interrupted = app.state.store.fail_unfinished("interrupted by a service restart")
@@ -79,9 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.register(app)
     openapi.install(app)
+    app.include_router(health.router)
+    app.include_router(docs.router)
     for router in (
-        health.router,
-        docs.router,
         regions.router,
         datasets.router,
         uploads.router,
@@ -92,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages.router,
         maps.router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=[ReaderDep])
     for name, folder in FOLDERS.items():
         app.mount(f"/static/{name}", StaticFiles(directory=folder, check_dir=False), name=name)
     return app

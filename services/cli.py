@@ -196,6 +196,9 @@ def ingest(
     )
 
 
+DEMO_ANALYST = "demo-analyst"
+
+
 @app.command()
 def demo(
     analyse: Annotated[bool, typer.Option(help="Also run the default analysis.")] = True,
@@ -211,8 +214,13 @@ def demo(
         typer.echo(f"dataset {info.id}: {info.n_rows} rows")
     if analyse:
         runner = AnalysisRunner(settings, store)
-        record = runner.submit(AnalysisParams(dataset="nama_10r_3gdp"), wait=True)
+        record = runner.submit(AnalysisParams(dataset="nama_10r_3gdp"), wait=True, actor="demo")
         typer.echo(f"analysis {record.id}: {json.dumps(record.params)}")
+    if not any(e["account"].name == DEMO_ANALYST for e in store.accounts.all()):
+        _, key = store.accounts.add(DEMO_ANALYST, "analyst", days=30)
+        typer.echo(f"analyst key for the start page's form (shown once): {key}")
+    else:
+        typer.echo(f"account {DEMO_ANALYST} exists: `alpclusters users key {DEMO_ANALYST}`")
 
 
 def _params(

@@ -14,10 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geo.errors import (
     AlpClustersError,
     AnalysisNotReadyError,
+    AuthenticationError,
     DataSourceError,
     IngestError,
     InvalidParameterError,
     NotFoundError,
+    PermissionDeniedError,
     UnknownAreaError,
     UnknownRegionError,
 )
@@ -36,6 +38,8 @@ STATUS: dict[type[AlpClustersError], int] = {
     InvalidParameterError: 400,
     IngestError: 422,
     DataSourceError: 503,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
 }
 
 
@@ -82,10 +86,12 @@ def _domain(status: int) -> Any:
             extra = {"errors": exc.problems}
             if exc.report is not None:
                 extra["report"] = exc.report
-        return for_client(
-            request,
-            problem(status, exc.title, str(exc), exc.code, instance=request.url.path, **extra),
-        )
+        if isinstance(exc, PermissionDeniedError) and exc.regions:
+            extra["regions"] = exc.regions
+        answer = problem(status, exc.title, str(exc), exc.code, instance=request.url.path, **extra)
+        if isinstance(exc, AuthenticationError):
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="AlpClusters"'
+        return for_client(request, answer)
 
     return handler
 

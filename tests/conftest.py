@@ -34,8 +34,22 @@ def mirror() -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Settings:
-    """Settings on the mirror with downloads off and a throwaway SQLite store.
+def admin_key() -> str:
+    """This run's bootstrap admin key (ALPCLUSTERS_ADMIN_KEY of the test settings)."""
+    from geo.accounts import new_key
+
+    return new_key()[0]
+
+
+@pytest.fixture(scope="session")
+def admin_headers(admin_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_key}"}
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, mirror: Path, admin_key: str) -> Settings:
+    """Settings on the mirror with downloads off, a throwaway SQLite store and a bootstrap
+    admin key.
 
     The boundary cache stays in data/nuts/cache (shared by runs, like a developer's).
     """
@@ -45,6 +59,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Settings
         data_mirror=mirror,
         allow_download=False,
         database_url=f"sqlite:///{db}",
+        admin_key=admin_key,
     )
 
 
@@ -59,11 +74,13 @@ def demo_store(settings: Settings) -> Store:
 
 
 @pytest.fixture(scope="session")
-def client(settings: Settings, demo_store: Store) -> Iterator[TestClient]:
-    """The service on the demo store, lifespan included."""
+def client(
+    settings: Settings, demo_store: Store, admin_headers: dict[str, str]
+) -> Iterator[TestClient]:
+    """The service on the demo store, lifespan included, sending the admin key."""
     from services.app import create_app
 
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=admin_headers) as c:
         yield c
 
 

@@ -26,6 +26,7 @@ from geo.uploads import UploadRequest
 from maps.styles import CORRECTION_TEXT, legend_entries
 from services.app import create_app
 from services.schemas import Analysis, AnalysisList, Dataset, Health
+from tests.auth import headers
 
 GDP = "nama_10r_3gdp"
 FEW = 99  # permutations where the test is not about the statistics
@@ -124,7 +125,7 @@ def two_units(
         levels=(3,),
     )
     upload_frame(own, store, frame, request)
-    with TestClient(create_app(own)) as c:
+    with TestClient(create_app(own), headers=headers(own)) as c:
         yield c, store
 
 

@@ -23,6 +23,7 @@ from geo.boundaries import load_boundaries
 from geo.settings import Settings
 from geo.store import Store
 from maps.styles import class_of, legend_entries
+from tests.auth import headers
 from tests.browser import CHROMIUM, live_server, requires_chromium
 from tests.browser import FLAGS as BASE_FLAGS
 
@@ -79,10 +80,11 @@ def api(base: str, path: str, **params: Any) -> Any:
     return resp.json()
 
 
-def years_with_data(base: str) -> list[int]:
+def years_with_data(base: str, settings: Settings) -> list[int]:
     """The default year of a GDP analysis (the latest covering 95 % of the regions) and the
     year before it, when GET /datasets lists it."""
-    resolved = httpx.post(base + "/analyses", json={"dataset": "nama_10r_3gdp"}, timeout=120)
+    body = {"dataset": "nama_10r_3gdp"}
+    resolved = httpx.post(base + "/analyses", json=body, headers=headers(settings), timeout=120)
     assert resolved.status_code in (200, 201), resolved.text
     latest = resolved.json()["params"]["years"][0]
     gdp = next(d for d in api(base, "/datasets") if d["id"] == "nama_10r_3gdp")
@@ -118,7 +120,7 @@ def test_planner_runs_gi_star_and_reads_the_map(
     tab: Page, base_url: str, settings: Settings, tmp_path: Path
 ) -> None:
     page = tab.page
-    y0, y1 = years_with_data(base_url)
+    y0, y1 = years_with_data(base_url, settings)
     # 1. the start page
     page.goto(base_url + "/")
     assert page.get_by_role("heading", name="Run a new analysis").is_visible()
@@ -131,6 +133,8 @@ def test_planner_runs_gi_star_and_reads_the_map(
     page.get_by_label("Hot spots (Getis-Ord Gi*)").check()
     page.get_by_label("Correction for multiple testing").select_option("none")
     page.get_by_label("Permutations").fill("999")
+    assert settings.admin_key is not None
+    page.get_by_label("Your API key").fill(settings.admin_key.get_secret_value())
     # 3. run it
     page.get_by_role("button", name="Run the analysis").click()
     # 4. the map (after the progress page, if the analysis runs in the background)
@@ -213,11 +217,11 @@ WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture(scope="module")
-def two_year_analysis(base_url: str) -> dict[str, Any]:
+def two_year_analysis(base_url: str, settings: Settings) -> dict[str, Any]:
     """Gi* of GDP per head over two years without correction (so with catchments)."""
-    years = years_with_data(base_url)
+    years = years_with_data(base_url, settings)
     body = {"dataset": "nama_10r_3gdp", "years": years, "correction": "none"}
-    resp = httpx.post(base_url + "/analyses", json=body, timeout=120)
+    resp = httpx.post(base_url + "/analyses", json=body, headers=headers(settings), timeout=120)
     assert resp.status_code in (200, 201), resp.text
     analysis: dict[str, Any] = resp.json()
     return analysis

@@ -11,6 +11,7 @@ import pytest
 
 from geo.settings import Settings
 from geo.store import Store
+from tests.auth import headers
 from tests.browser import CHROMIUM, live_server, requires_chromium
 from tests.browser import FLAGS as BASE_FLAGS
 
@@ -39,7 +40,7 @@ def analysis_url(server: str, settings: Settings, demo_store: Store) -> str:
     import httpx
 
     body = {"dataset": "nama_10r_3gdp", "years": [2018], "correction": "none"}
-    resp = httpx.post(f"{server}/analyses", json=body, timeout=120)
+    resp = httpx.post(f"{server}/analyses", json=body, headers=headers(settings), timeout=120)
     assert resp.status_code == 201, resp.text
     return f"{server}/maps/analyses/{resp.json()['id']}"
 

@@ -271,6 +271,11 @@ def test_demo(settings: Settings, mirror: Path, tmp_path: Path) -> None:
     assert record.status == "done"
     assert record.params == json.loads(params)
     assert record.params["dataset"] == "nama_10r_3gdp" and record.params["area"] == "alpine-space"
+    (shown,) = [line for line in lines if line.startswith("analyst key")]
+    key = shown.rsplit(" ", 1)[1]
+    assert store.accounts.authenticate(key).role == "analyst"
+    again = run("demo", "--no-analyse")
+    assert "demo-analyst exists" in again.stdout and key not in again.stdout
 
 
 # -- hotspots and catchments ------------------------------------------------------------------

@@ -46,6 +46,7 @@ from geo.indicators import load_eurostat
 from geo.settings import Settings
 from geo.store import Store
 from services.app import create_app
+from tests.auth import headers
 
 NUTS2 = "nuts-2021-level-2"
 GDP_DEMO = "dataset-nama_10r_3gdp-v1-level-3"
@@ -78,7 +79,7 @@ def upload_client(
     local = settings.model_copy(
         update={"database_url": f"sqlite:///{tmp / 'store.db'}", "upload_dir": tmp / "uploads"}
     )
-    with TestClient(create_app(local)) as c:
+    with TestClient(create_app(local), headers=headers(local)) as c:
         yield c
 
 

@@ -12,13 +12,14 @@ from geo.settings import Settings
 from geo.store import RUNNING, AnalysisRecord, Store
 from services.app import create_app
 from services.schemas import Analysis
+from tests.auth import headers
 
 
 @pytest.fixture(scope="module")
 def background(settings: Settings, demo_store: Store):
     """The service with a tiny background threshold: every analysis runs in the background."""
     app = create_app(settings.model_copy(update={"background_work": 1.0}))
-    with TestClient(app) as client:
+    with TestClient(app, headers=headers(settings)) as client:
         yield client
 
 

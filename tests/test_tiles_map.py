@@ -29,6 +29,7 @@ from geo.boundaries import regions
 from geo.settings import Settings
 from geo.store import Store
 from maps.styles import GI_CLASSES, class_of
+from tests.auth import headers
 from tests.browser import CHROMIUM, live_server, requires_chromium
 from tests.browser import FLAGS as BASE_FLAGS
 
@@ -67,7 +68,12 @@ def fine_analysis(served: tuple[str, Recorder], settings: Settings) -> dict[str,
     nuts2 = regions(settings, 2)
     codes = nuts2.index[nuts2.within(shapely.box(-6, 42, 26, 57))]
     body = {"dataset": "nama_10r_3gdp", "years": [2018], "correction": "none"}
-    resp = httpx.post(f"{base}/analyses", json=body | {"area": ",".join(codes)}, timeout=300)
+    resp = httpx.post(
+        f"{base}/analyses",
+        json=body | {"area": ",".join(codes)},
+        headers=headers(settings),
+        timeout=300,
+    )
     assert resp.status_code in (200, 201), resp.text
     analysis: dict[str, Any] = resp.json()
     assert analysis["n_regions"] > 1000
@@ -167,9 +173,7 @@ def test_tooltip_and_popup_read_the_tile_properties(
         spot = nuts3.loc[code, "geometry"].representative_point()
         point = tab.js(f"{map_name}.latLngToContainerPoint([{spot.y}, {spot.x}])")
         tab.mouse("mouseMoved", point)
-        tooltip = tab.wait_for(
-            "(document.querySelector('.ac-region-tip') || {}).innerText"
-        )
+        tooltip = tab.wait_for("(document.querySelector('.ac-region-tip') || {}).innerText")
         tab.mouse("mousePressed", point)
         tab.mouse("mouseReleased", point)
         popup = tab.wait_for("(document.querySelector('.leaflet-popup-content') || {}).innerText")

@@ -36,6 +36,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from geo.accounts import new_key
 from geo.formats import ReadOptions
 from geo.indicators import load_eurostat
 from geo.schema import dataset_versions, datasets, slices, version_indicators
@@ -325,6 +326,9 @@ def tagged(url: str, name: str) -> str:
     return f"{url}?application_name={name}" if url.startswith("postgresql") else url
 
 
+ADMIN_KEY = new_key()[0]  # the children's bootstrap admin key
+
+
 def child_env(settings: Settings, url: str, upload_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPCLUSTERS_")}
     env.update(
@@ -335,6 +339,7 @@ def child_env(settings: Settings, url: str, upload_dir: Path) -> dict[str, str]:
         ALPCLUSTERS_DATABASE_URL=url,
         ALPCLUSTERS_UPLOAD_DIR=str(upload_dir),
         ALPCLUSTERS_UPLOAD_BACKGROUND_BYTES="0",  # every upload of the service in background
+        ALPCLUSTERS_ADMIN_KEY=ADMIN_KEY,
     )
     return env
 
@@ -563,6 +568,7 @@ def post_upload(base: str, item: TableFile, uploader: str) -> str:
             f"{base}/datasets",
             files={"file": (item.path.name, fh, "text/csv")},
             data=form,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
             timeout=WAIT_S,
         )
     assert resp.status_code == 202, resp.text

@@ -21,6 +21,7 @@ from geo.indicators import load_eurostat
 from geo.nuts_versions import conversion
 from geo.settings import Settings
 from services.app import create_app
+from tests.auth import headers
 
 PROBLEM = "application/problem+json"
 
@@ -41,7 +42,7 @@ def app_client(settings: Settings, url: str, tmp_path: Path, **extra: object) ->
     local = settings.model_copy(
         update={"database_url": url, "upload_dir": tmp_path / "uploads", **extra}
     )
-    return TestClient(create_app(local))
+    return TestClient(create_app(local), headers=headers(local))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from geo.analysis import AnalysisParams
 from geo.geojson import feature_collection
 from geo.store import DONE, AnalysisRecord
+from services.auth import Analyst
 from services.dependencies import RunnerDep, SeriesDep, SettingsDep, StoreDep
 from services.responses import GeoJSONResponse
 from services.schemas import Analysis, AnalysisList
@@ -45,7 +46,7 @@ def analysis_out(record: AnalysisRecord, request: Request) -> Analysis:
     responses={202: {"model": Analysis, "description": "Accepted: running in the background"}},
 )
 def create_analysis(
-    params: AnalysisParams, runner: RunnerDep, request: Request, response: Response
+    params: AnalysisParams, runner: RunnerDep, request: Request, response: Response, who: Analyst
 ) -> Analysis:
     """Run hot spots and catchments for the given indicators and years.
 
@@ -53,7 +54,7 @@ def create_analysis(
     the background (poll ``GET /analyses/{id}`` for ``progress``). An identical request
     (same parameters, same dataset content) returns the stored or running analysis.
     """
-    record = runner.submit(params)
+    record = runner.submit(params, actor=who.name)
     if record.status != DONE:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = str(request.url_for("get_analysis", analysis_id=record.id))

@@ -10,15 +10,26 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from geo.accounts import Account
 from geo.records import DatasetInfo, VersionInfo
 from geo.upload_jobs import outcome_json
-from geo.uploads import upload
+from geo.uploads import UploadRequest, upload
+from services.auth import Uploader
 from services.dependencies import SettingsDep, StoreDep, UploadRunnerDep
 from services.downloads import version_csv, version_parquet
 from services.forms import RequestDep, SpoolDep, dataset_slug
 from services.schemas import Dataset, Upload, UploadAnswer, Version
 
 router = APIRouter(tags=["datasets"])
+
+
+def on_behalf_of(form: UploadRequest, who: Account) -> UploadRequest:
+    """The upload as the account may make it: within its NUTS scope, recorded under its name
+    in the audit log (and as uploader, unless the form names one)."""
+    scope = None if who.role == "admin" else who.scope
+    return dataclasses.replace(
+        form, uploader=form.uploader or who.name, actor=who.name, scope=scope
+    )
 
 
 def dataset_out(info: DatasetInfo, request: Request) -> Dataset:
@@ -64,11 +75,13 @@ async def post_dataset(
     store: StoreDep,
     uploads: UploadRunnerDep,
     request: Request,
+    who: Uploader,
 ) -> Any:
     """Check the file and store it as the next version of the dataset ``name``.
 
     Files larger than the background limit answer 202 with a status URL (``GET
     /uploads/{id}``); an identical re-upload answers 200 with the existing version."""
+    form = on_behalf_of(form, who)
     if path.stat().st_size > settings.upload_background_bytes:
         record = uploads.submit(path, form)
         location = str(request.url_for("get_upload", upload_id=record.id))
@@ -88,10 +101,15 @@ async def post_dataset(
     summary="Check a table without storing it",
 )
 async def validate_dataset(
-    dataset_id: str, form: RequestDep, path: SpoolDep, settings: SettingsDep, store: StoreDep
+    dataset_id: str,
+    form: RequestDep,
+    path: SpoolDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    who: Uploader,
 ) -> Any:
     """A dry run of ``POST /datasets``: the validation report, nothing stored."""
-    request = dataclasses.replace(form, dataset_id=dataset_slug(dataset_id))
+    request = dataclasses.replace(on_behalf_of(form, who), dataset_id=dataset_slug(dataset_id))
     try:
         outcome = await run_in_threadpool(upload, settings, store, path, request, dry_run=True)
     finally:

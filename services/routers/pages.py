@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
+from geo.accounts import Account
 from geo.analysis import AnalysisParams
 from geo.areas import named_areas
 from geo.defaults import DEFAULT_PERMUTATIONS
-from geo.errors import AlpClustersError
+from geo.errors import AlpClustersError, AuthenticationError, PermissionDeniedError
 from maps.i18n import Text
 from maps.pages import render
+from services.auth import KEY_COOKIE, credential
 from services.dependencies import RunnerDep, SettingsDep, StoreDep
 from services.views import TextDep, language_links, static_url, with_home
 
 router = APIRouter(tags=["pages"])
 
+KEY_COOKIE_DAYS = 30
 FIELDS = (
     "dataset",
     "indicator",
@@ -48,6 +51,7 @@ def labels(_: Text) -> dict[str, str]:
         "correction": _("Correction for multiple testing"),
         "permutations": _("Permutations"),
         "indicators": _("Indicator"),
+        "key": _("Your API key"),
     }
 
 
@@ -93,20 +97,7 @@ def start_page(
         query = urlencode({"lang": _.lang}) if _.lang != "en" else "level=3"
         href = str(request.url_for("indicator_map", dataset_id=d.id).path) + f"?{query}"
         datasets.append({**d.__dict__, "map_href": href})
-    analyses = [
-        {
-            "href": str(request.url_for("analysis_map", analysis_id=a.id).path)
-            + (f"?lang={_.lang}" if _.lang != "en" else ""),
-            "indicators": ", ".join(a.params["indicators"]),
-            "dataset": a.dataset_id,
-            "years": ", ".join(map(str, a.params["years"])),
-            "area": a.params["area"],
-            "level": a.params["level"],
-            "method": "Gi*" if a.params["method"] == "gi_star" else "LISA",
-            "status": _(a.status),
-        }
-        for a in store.analyses(limit=20)
-    ]
+    analyses = [analysis_row(request, a, _) for a in store.analyses(limit=20)]
     all_years = sorted(
         {y for d in datasets for i in d["indicators"] for y in i.years}, reverse=True
     )
@@ -128,6 +119,22 @@ def start_page(
         **choices(_),
     )
     return HTMLResponse(body, status_code=status_code)
+
+
+def analysis_row(request: Request, record: Any, _: Text) -> dict[str, Any]:
+    """One line of the recent analyses (a record of a failed request may lack parameters)."""
+    p = record.params
+    return {
+        "href": str(request.url_for("analysis_map", analysis_id=record.id).path)
+        + (f"?lang={_.lang}" if _.lang != "en" else ""),
+        "indicators": ", ".join(p.get("indicators") or []) or record.id,
+        "dataset": record.dataset_id,
+        "years": ", ".join(map(str, p.get("years") or [])),
+        "area": p.get("area", ""),
+        "level": p.get("level", ""),
+        "method": "Gi*" if p.get("method") == "gi_star" else "LISA",
+        "status": _(record.status),
+    }
 
 
 def defaults(store: Any) -> dict[str, Any]:
@@ -166,17 +173,37 @@ def index(request: Request, store: StoreDep, settings: SettingsDep, _: TextDep) 
     status_code=status.HTTP_303_SEE_OTHER,
 )
 async def run_analysis(
-    request: Request, store: StoreDep, settings: SettingsDep, runner: RunnerDep, _: TextDep
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+    _: TextDep,
+    sent: Annotated[str | None, Depends(credential)],
 ) -> Any:
     """Start the analysis and go to its map (a progress page until it is done); a form
-    with problems comes back with each problem named next to its field."""
+    with problems comes back with each problem named next to its field. The API key
+    typed in is remembered in an HttpOnly cookie."""
     form = await request.form()
     values = {**defaults(store), **{k: form.get(k) for k in FIELDS if form.get(k) is not None}}
     values["years"] = [int(str(y)) for y in form.getlist("years") if str(y).isdigit()]
     values["codes"] = str(form.get("codes") or "")
+    typed = str(form.get("key") or "").strip()
+    try:
+        who = form_account(store, typed or sent, _)
+    except AlpClustersError as exc:
+        status_code = 403 if isinstance(exc, PermissionDeniedError) else 401
+        return start_page(
+            request,
+            store,
+            settings,
+            _,
+            values=values,
+            errors={"key": str(exc)},
+            status_code=status_code,
+        )
     try:
         params = form_params(values)
-        record = runner.submit(params, wait=False)
+        record = runner.submit(params, wait=False, actor=who.name)
     except ValidationError as exc:
         errors = {str(e["loc"][0]) if e["loc"] else "": e["msg"] for e in exc.errors()}
         return start_page(
@@ -188,7 +215,31 @@ async def run_analysis(
         )
     url = str(request.url_for("analysis_map", analysis_id=record.id).path)
     query = urlencode({"lang": _.lang}) if _.lang != "en" else ""
-    return RedirectResponse(url + (f"?{query}" if query else ""), status.HTTP_303_SEE_OTHER)
+    answer = RedirectResponse(url + (f"?{query}" if query else ""), status.HTTP_303_SEE_OTHER)
+    if typed:
+        answer.set_cookie(
+            KEY_COOKIE,
+            typed,
+            max_age=KEY_COOKIE_DAYS * 86_400,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+    return answer
+
+
+def form_account(store: Any, key: str | None, _: Text) -> Account:
+    """The analyst behind the form's key (typed in, or remembered in the cookie)."""
+    if not key:
+        raise AuthenticationError(
+            _(
+                "Running an analysis needs an API key with the analyst role; ask your "
+                "administrator for one."
+            )
+        )
+    who: Account = store.accounts.authenticate(key)
+    who.require("analyse")
+    return who
 
 
 def form_params(values: dict[str, Any]) -> AnalysisParams:
