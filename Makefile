@@ -12,7 +12,7 @@ ifneq ($(wildcard $(MIRROR)/PROVENANCE.md),)
 export ALPCLUSTERS_DATA_MIRROR ?= $(MIRROR)
 endif
 
-.PHONY: run test install assets lint bench browser postgres screenshots clean
+.PHONY: run test install assets lint bench browser postgres screenshots messages clean
 
 run: install assets
 	$(BIN)/alpclusters demo
@@ -58,6 +58,10 @@ postgres:
 screenshots: install assets browser
 	mkdir -p docs
 	ATLAS_SCREENSHOTS=$(CURDIR)/docs $(BIN)/python -m pytest -q tests/test_atlas_browser.py
+
+# The interface's message catalogues (maps/locale) brought up to the code's text.
+messages: install
+	$(BIN)/python -m maps.messages
 
 lint: install
 	$(BIN)/ruff check geo maps services tests bench

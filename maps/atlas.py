@@ -151,7 +151,7 @@ def popup_text(_: Text) -> dict[str, str]:
         "catchment": _("Catchment"),
         "members": _("Member regions"),
         "countries": _("Countries"),
-        "area": _("Area"),
+        "area": _("Surface area"),
         "open_catchment": _("Open the catchment page"),
     }
 

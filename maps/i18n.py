@@ -1,10 +1,10 @@
 """Interface text in the planner's language: gettext catalogues under ``maps/locale``.
 
-English is the source language. A translator adds ``maps/locale/<lang>/LC_MESSAGES/
-messages.po`` (``pybabel extract -F maps/babel.cfg -o maps/locale/messages.pot maps``, then
-``pybabel init`` or ``update``); catalogues are read as text by Babel, so no compiled
-``.mo`` file is needed. Untranslated messages fall back to English.
-"""
+English is the source language; German, French, Italian and Slovenian have catalogues. After
+changing interface text, ``make messages`` (``python -m maps.messages``) brings the template
+and every catalogue up to date, and ``python -m maps.messages --init <lang>`` starts a new
+language. Catalogues are read as text by Babel, so no compiled ``.mo`` file is needed.
+Untranslated messages fall back to English."""
 
 from __future__ import annotations
 

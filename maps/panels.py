@@ -117,7 +117,7 @@ def class_legend(
     inference = (
         _(
             "{n} conditional permutations (seed {seed})",
-            n=f"{params['permutations']:,}",
+            n=format(params["permutations"], ","),
             seed=params["seed"],
         )
         if method == "local_moran" or params.get("inference") == "permutation"
@@ -174,7 +174,11 @@ def summary_panel(view: ResultView, opts: MapOptions, _: Text) -> str:
         s = view.summaries.get(year, {})
         gm = s.get("global_moran", {})
         moran = (
-            _("Global Moran's I = {i} (pseudo p = {p})", i=f"{gm['I']:.3f}", p=f"{gm['p_sim']:.4f}")
+            _(
+                "Global Moran's I = {i} (pseudo p = {p})",
+                i=format(gm["I"], ".3f"),
+                p=format(gm["p_sim"], ".4f"),
+            )
             if gm.get("I") is not None and gm.get("p_sim") is not None
             else _("Global Moran's I: not computed")
         )
@@ -266,9 +270,9 @@ def member_panel(
         "{n} regions in {countries}; {area} km²; total {total}, mean {mean}",
         n=catchment["n_regions"],
         countries=str(catchment["countries"]).replace(",", ", "),
-        area=f"{catchment['area_km2']:,.0f}",
-        total=f"{catchment['value_total']:,.2f}",
-        mean=f"{catchment['value_mean']:,.2f}",
+        area=format(catchment["area_km2"], ",.0f"),
+        total=format(catchment["value_total"], ",.2f"),
+        mean=format(catchment["value_mean"], ",.2f"),
     )
     return (
         '<div class="ac-panel ac-members" role="region" aria-label="'

@@ -36,7 +36,7 @@ def scatter_svg(scatter: MoranScatter, _: Text) -> str:
     title = _(
         "Moran scatterplot: standardised value against its spatial lag; slope = "
         "Moran's I = {slope}",
-        slope=f"{slope:.3f}",
+        slope=format(slope, ".3f"),
     )
     points = "".join(
         f'<circle cx="{x(zv):.1f}" cy="{y(lv):.1f}" r="2.5" fill="{QUADRANT_COLOURS[q]}" '

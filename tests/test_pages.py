@@ -4,6 +4,7 @@ API of the same service, the store, the boundaries, libpysal and mapclassify."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -22,11 +23,13 @@ from fastapi.testclient import TestClient
 from geo.boundaries import load_boundaries
 from geo.settings import Settings
 from geo.store import Store
+from maps import messages
 from maps.classify import SCHEMES
-from maps.i18n import LOCALE_DIR
-from maps.styles import class_of
+from maps.i18n import LOCALE_DIR, languages
+from maps.styles import class_of, legend_entries
 from tests.test_api import CDN_HOSTS
 
+LANGUAGES = ["de", "fr", "it", "sl"]  # beside English, the Alpine Space's languages
 PAYLOAD = re.compile(r"var atlas_data_[0-9a-f]+ = (\{.*?\});\n", re.S)
 
 
@@ -358,18 +361,52 @@ def test_indicator_csv_and_bad_indicator(client: TestClient, alpine_values: pd.D
 # -- languages --------------------------------------------------------------------------------
 
 
-def test_german_interface(client: TestClient) -> None:
-    path = LOCALE_DIR / "de" / "LC_MESSAGES" / "messages.po"
-    if not path.is_file():
-        pytest.skip("no German catalogue")
+def catalogue(lang: str) -> dict[str, str]:
     from babel.messages.pofile import read_po
 
-    with path.open("rb") as fh:
-        german = read_po(fh)["Run the analysis"].string
-    page = client.get("/", params={"lang": "de"}).text
-    assert '<html lang="de">' in page and german in page
-    assert client.get("/", headers={"Accept-Language": "de-AT,de;q=0.9"}).text.count(german)
+    with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        return {m.id: m.string for m in read_po(fh, locale=lang) if m.id}
+
+
+def test_catalogues_cover_every_message(settings: Settings) -> None:
+    """The template holds what extraction finds now, and each language translates all of it
+    with the same placeholders (a stale or partial catalogue fails here)."""
+    from babel.messages.pofile import read_po
+
+    expected = {m.id for m in messages.template(settings) if m.id}
+    with messages.TEMPLATE.open("rb") as fh:
+        assert {m.id for m in read_po(fh) if m.id} == expected, "run python -m maps.messages"
+    assert languages() == ["en", *LANGUAGES]
+    placeholder = re.compile(r"\{\w+\}")
+    for lang in LANGUAGES:
+        cat = catalogue(lang)
+        assert set(cat) == expected, lang
+        untranslated = [k for k, v in cat.items() if not v]
+        assert not untranslated, (lang, untranslated)
+        wrong = [
+            k for k, v in cat.items() if set(placeholder.findall(k)) != set(placeholder.findall(v))
+        ]
+        assert not wrong, (lang, wrong)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_interface_languages(
+    client: TestClient, result_page: str, analysis: dict[str, Any], lang: str
+) -> None:
+    cat = catalogue(lang)
+    page = client.get("/", params={"lang": lang}).text
+    text = html.unescape(page)
+    assert f'<html lang="{lang}">' in page
+    assert cat["Run the analysis"] in text and cat["Recent analyses"] in text
+    browser = client.get("/", headers={"Accept-Language": f"{lang}-XX,{lang};q=0.9,en;q=0.5"})
+    assert f'<html lang="{lang}">' in browser.text
     assert "?lang=en" in page
+    result = html.unescape(
+        client.get(f"/maps/analyses/{analysis['id']}", params={"lang": lang}).text
+    )
+    for _colour, label in legend_entries("gi_star"):
+        assert cat[label] in result, (lang, label)
+        assert label in html.unescape(result_page)  # the English page keeps the English text
 
 
 def test_national_names_in_the_popups(settings: Settings, result_page: str) -> None:
