@@ -62,6 +62,9 @@ class PermissionDeniedError(AlpClustersError):
         super().__init__(message)
         self.regions = regions or []
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (from a reading child process)
+        return type(self), (str(self), self.regions)
+
 
 class UnknownAccountError(NotFoundError):
     code = "unknown-account"
@@ -113,6 +116,43 @@ class IngestError(AlpClustersError):
         n = len(self.problems) - 1
         more = f" (and {n} more problem{'s' if n > 1 else ''})" if n > 0 else ""
         super().__init__(describe(first) + more)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (from a reading child process)
+        return type(self), (self.file, self.problems, self.report)
+
+    def renamed(self, old: str, new: str) -> IngestError:
+        """The same error naming the file ``new`` where it said ``old`` (a stored path)."""
+        problems = [{**p, "file": new} if p.get("file") == old else p for p in self.problems]
+        return type(self)(new if self.file == old else self.file, problems, self.report)
+
+
+class TooLargeError(IngestError):
+    """An input is over one of the configured limits (bytes, rows, columns, cell length,
+    decompressed size, parsing time or memory)."""
+
+    code = "too-large"
+    title = "Input over a limit"
+
+
+class RateLimitedError(AlpClustersError):
+    """A credential (or, without one, a client address) sent more requests than allowed."""
+
+    code = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.retry_after)
+
+
+class StoreUnavailableError(AlpClustersError):
+    """The database cannot be reached; the request may be retried."""
+
+    code = "store-unavailable"
+    title = "Database unavailable"
 
 
 def describe(problem: dict[str, object]) -> str:

@@ -81,6 +81,35 @@ class Settings(BaseSettings):
     max_upload_rows: int = Field(
         default=20_000_000, gt=0, description="Most data rows accepted in one upload."
     )
+    max_upload_columns: int = Field(
+        default=10_000, gt=0, description="Most columns accepted in one uploaded table."
+    )
+    max_cell_chars: int = Field(
+        default=1_000, gt=0, description="Longest cell (characters) accepted in a column read."
+    )
+    max_unpacked_bytes: int = Field(
+        default=4 << 30,
+        gt=0,
+        description="Largest unpacked size of an uploaded XLSX or gzip file (zip bombs).",
+    )
+    max_request_bytes: int = Field(
+        default=1 << 20,
+        gt=0,
+        description="Largest request body other than a file upload (forms, JSON), in bytes.",
+    )
+    parse_isolated: bool = Field(
+        default=True,
+        description="Read uploaded files in a child process with the time and memory limits "
+        "below, so that a pathological file fails alone.",
+    )
+    parse_timeout_s: float = Field(
+        default=900.0, gt=0, description="Longest time reading and checking one upload may take."
+    )
+    parse_memory_bytes: int = Field(
+        default=6 << 30,
+        gt=0,
+        description="Memory (address space) reading one upload may take, beyond the service's.",
+    )
     upload_background_bytes: int = Field(
         default=4 << 20,
         ge=0,
@@ -97,6 +126,27 @@ class Settings(BaseSettings):
         default=None,
         description="A bootstrap admin API key (alp_<16 hex>_<secret>), added to the 'admin' "
         "account at start, so a fresh deployment can be administered.",
+    )
+
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests per minute per API key (without one, per client address), "
+        "counted by each service process; 0 turns the limit off.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins allowed to call the API from a browser (CORS), e.g. "
+        '["https://atlas.example.eu"]; ["*"] allows any; none by default.',
+    )
+    frame_ancestors: str = Field(
+        default="*",
+        description="Who may embed the bare maps (?embed=1) in an iframe (CSP "
+        "frame-ancestors); every other page may be framed by AlpClusters only.",
+    )
+    hsts: bool = Field(
+        default=False,
+        description="Send Strict-Transport-Security (only behind HTTPS).",
     )
 
     @model_validator(mode="after")

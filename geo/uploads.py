@@ -24,6 +24,7 @@ from geo.errors import IngestError, PermissionDeniedError
 from geo.formats import Layout, ReadOptions, read_chunks, region_codes, sniff
 from geo.nuts_versions import Detection, code_lists, conversion, detect, other_versions
 from geo.records import DatasetInfo
+from geo.sandbox import isolated
 from geo.settings import Settings
 from geo.store import Store
 from geo.validation import Report, Validator
@@ -94,7 +95,7 @@ def upload(
         ``request.on_problem == "skip"``, any problem refuses the whole file. A dry run
         returns the report instead of raising.
     """
-    checked = check_file(settings, Path(path), request, progress)
+    checked = _read(settings, Path(path), request, progress)
     _within_scope(checked, request)
     report = _report(checked, request)
     refused = checked.validator.report.problems or checked.validator.report.more_problems
@@ -128,6 +129,29 @@ def _within_scope(checked: _Checked, request: UploadRequest) -> None:
             f"{request.file_name or 'the file'} lie outside: {shown}",
             regions=outside,
         )
+
+
+def _read(
+    settings: Settings, path: Path, request: UploadRequest, progress: Progress | None
+) -> _Checked:
+    """:func:`check_file`, in a child process with limits when ``settings.parse_isolated``;
+    errors name the file as the user named it, not where it waits on disk."""
+    name = request.file_name or path.name
+    try:
+        if not settings.parse_isolated:
+            return check_file(settings, path, request, progress)
+        return isolated(
+            check_file,
+            settings,
+            path,
+            request,
+            name=name,
+            timeout_s=settings.parse_timeout_s,
+            memory_bytes=settings.parse_memory_bytes,
+            progress=progress,
+        )
+    except IngestError as exc:
+        raise exc.renamed(str(path), name) from None
 
 
 def check_file(

@@ -18,7 +18,7 @@ from geo.settings import Settings
 from geo.store import Store
 from geo.upload_jobs import UploadRunner, sweep_orphans
 from maps.assets import FOLDERS, assets_missing
-from services import errors, openapi
+from services import errors, guards, openapi
 from services.auth import ReaderDep
 from services.routers import (
     analyses,
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.register(app)
+    guards.install(app, settings)
     openapi.install(app)
     app.include_router(health.router)
     app.include_router(docs.router)
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages.router,
         maps.router,
     ):
-        app.include_router(router, dependencies=[ReaderDep])
+        app.include_router(router, dependencies=[ReaderDep, guards.RateDep])
     for name, folder in FOLDERS.items():
         app.mount(f"/static/{name}", StaticFiles(directory=folder, check_dir=False), name=name)
     return app

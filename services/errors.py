@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -20,6 +21,9 @@ from geo.errors import (
     InvalidParameterError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
+    StoreUnavailableError,
+    TooLargeError,
     UnknownAreaError,
     UnknownRegionError,
 )
@@ -40,7 +44,11 @@ STATUS: dict[type[AlpClustersError], int] = {
     DataSourceError: 503,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
+    TooLargeError: 413,
+    RateLimitedError: 429,
+    StoreUnavailableError: 503,
 }
+RETRY_DATABASE_S = 5  # Retry-After of a 503 while the database is unreachable
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
@@ -91,6 +99,10 @@ def _domain(status: int) -> Any:
         answer = problem(status, exc.title, str(exc), exc.code, instance=request.url.path, **extra)
         if isinstance(exc, AuthenticationError):
             answer.headers["WWW-Authenticate"] = 'Bearer realm="AlpClusters"'
+        if isinstance(exc, RateLimitedError):
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, StoreUnavailableError):
+            answer.headers["Retry-After"] = str(RETRY_DATABASE_S)
         return for_client(request, answer)
 
     return handler
@@ -129,6 +141,22 @@ async def _http(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database(request: Request, exc: Exception) -> Response:
+    """The database is down or restarting (connection refused, dropped or timed out): 503,
+    to be retried; any other database error is a bug and answers 500."""
+    assert isinstance(exc, sqlalchemy.exc.DBAPIError | sqlalchemy.exc.TimeoutError)
+    lost = isinstance(exc, sqlalchemy.exc.TimeoutError) or (
+        isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+        or exc.connection_invalidated
+    )
+    if not lost:
+        return await _unexpected(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return await _domain(STATUS[StoreUnavailableError])(
+        request, StoreUnavailableError("The database cannot be reached; retry shortly.")
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -146,4 +174,6 @@ def register(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, _domain(status))
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, _database)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, File, Form, UploadFile
 
-from geo.errors import IngestError, InvalidParameterError
+from geo.errors import InvalidParameterError, TooLargeError
 from geo.formats import FORMATS, ReadOptions
 from geo.uploads import UploadRequest
 from services.dependencies import SettingsDep
@@ -83,6 +83,9 @@ def read_options(
         indicator_from=[c.strip() for c in indicator_from.split(",")] if indicator_from else None,
         max_bytes=settings.max_upload_bytes,
         max_rows=settings.max_upload_rows,
+        max_columns=settings.max_upload_columns,
+        max_cell_chars=settings.max_cell_chars,
+        max_unpacked_bytes=settings.max_unpacked_bytes,
     )
 
 
@@ -135,7 +138,7 @@ def spool(settings: SettingsDep, file: Annotated[UploadFile, File()]) -> Path:
     size = target.stat().st_size
     if size > settings.max_upload_bytes:
         target.unlink()
-        raise IngestError(
+        raise TooLargeError(
             file.filename or "upload",
             [
                 {

@@ -60,6 +60,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, mirror: Path, admin_key: 
         allow_download=False,
         database_url=f"sqlite:///{db}",
         admin_key=admin_key,
+        rate_limit_per_minute=0,  # the suite is one client; tests/test_guards.py sets its own
     )
 
 

@@ -139,7 +139,7 @@ def test_planner_runs_gi_star_and_reads_the_map(
     page.get_by_role("button", name="Run the analysis").click()
     # 4. the map (after the progress page, if the analysis runs in the background)
     page.wait_for_url(re.compile(r"/maps/analyses/[0-9a-f]{16}"), timeout=60_000)
-    page.wait_for_function("window.acReady === true", timeout=60_000)
+    page.wait_for_function("() => window.acReady === true", timeout=60_000)
     analysis_id = re.search(r"/maps/analyses/([0-9a-f]{16})", page.url).group(1)  # type: ignore[union-attr]
     analysis = api(base_url, f"/analyses/{analysis_id}")
     assert analysis["params"]["years"] == [y0, y1] and analysis["params"]["correction"] == "none"
@@ -179,7 +179,7 @@ def test_planner_runs_gi_star_and_reads_the_map(
     slider = page.get_by_role("slider", name=re.compile("^Year"))
     slider.focus()
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"new URL(location.href).searchParams.get('year') === '{y0}'")
+    page.wait_for_function(f"() => new URL(location.href).searchParams.get('year') === '{y0}'")
     assert page.locator("#ac-year-value").inner_text() == str(y0)
     earlier = api(base_url, f"/analyses/{analysis_id}/regions.geojson", year=y0)["features"]
     before = next(f["properties"] for f in earlier if f["id"] == code)
@@ -253,7 +253,7 @@ def test_pages_pass_axe_wcag_checks(
     page = tab.page
     page.goto(base_url + page_urls(two_year_analysis)[page_name])
     if page_name.endswith("map") or page_name == "catchment":
-        page.wait_for_function("window.acReady === true", timeout=30_000)
+        page.wait_for_function("() => window.acReady === true", timeout=30_000)
     page.add_script_tag(path=str(AXE))
     result = page.evaluate(f"axe.run(document, {{runOnly: {WCAG}}})")
     found = [
@@ -269,7 +269,7 @@ def test_a_region_popup_is_reachable_by_keyboard(
     """ "Find a region" (a labelled list) opens a region's popup without a mouse."""
     page = tab.page
     page.goto(base_url + f"/maps/analyses/{two_year_analysis['id']}")
-    page.wait_for_function("window.acReady === true", timeout=30_000)
+    page.wait_for_function("() => window.acReady === true", timeout=30_000)
     rows = api(base_url, f"/analyses/{two_year_analysis['id']}/regions.geojson")["features"]
     code = rows[len(rows) // 2]["id"]
     finder = page.get_by_label("Find a region")
@@ -304,7 +304,7 @@ def test_standalone_map_works_without_the_service(
         ),
     )
     page.goto(saved.as_uri())
-    page.wait_for_function("window.acReady === true", timeout=30_000)
+    page.wait_for_function("() => window.acReady === true", timeout=30_000)
     n_regions = two_year_analysis["n_regions"]
     assert page.locator("path.leaflet-interactive").count() >= n_regions
     assert [u for u in asked if not u.startswith(("file:", "data:"))] == []

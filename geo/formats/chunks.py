@@ -58,7 +58,9 @@ def read_chunks(
             if options.max_rows is not None and seen > options.max_rows:
                 row = int(rows[len(rows) - (seen - options.max_rows)])
                 reason = f"the table has more than {options.max_rows} data rows"
-                raise _refuse(path, "too-many-rows", reason, row=row)
+                raise _refuse(path, "too-many-rows", reason, row=row, limit=True)
+            if options.max_cell_chars is not None:
+                _check_cells(path, cols, rows, options.max_cell_chars)
             chunk = _assemble(cols, rows, flags, layout, options)
             kept += len(chunk)
             for start in range(0, len(chunk), options.chunk_rows):
@@ -69,6 +71,24 @@ def read_chunks(
         raise _refuse(path, "no-matching-rows", f"no row matches {dict(options.where)}")
     if report is None:
         own.raise_if_any()
+
+
+def _check_cells(path: Path, cols: dict[str, Any], rows: np.ndarray, limit: int) -> None:
+    """Refuse the first cell longer than ``limit`` characters, naming its row and column."""
+    for name, values in cols.items():
+        if isinstance(values, pd.Series):  # XLSX value cells: numbers or text
+            lengths = np.fromiter((len(v) if isinstance(v, str) else 0 for v in values), np.int64)
+        elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            lengths = np.asarray(pc.fill_null(pc.utf8_length(values), 0))
+        else:
+            continue
+        over = np.flatnonzero(lengths > limit)
+        if len(over):
+            k = int(over[0])
+            reason = f"a cell of {int(lengths[k])} characters; at most {limit} are accepted"
+            cell = str(values[k])[:40] + "…"
+            row = int(rows[k])
+            raise _refuse(path, "cell-too-long", reason, cell, row, column=name, limit=True)
 
 
 def region_codes(path: Path, layout: Layout, options: ReadOptions = ReadOptions()) -> set[str]:  # noqa: B008

@@ -11,6 +11,7 @@ from geo.formats.options import (
     SDMX_OTHER,
     ReadOptions,
     WideColumn,
+    _check_width,
     _norm,
     _refuse,
     _role,
@@ -110,6 +111,7 @@ def _classify(
     ``labels`` are the header cells (``groups`` the labels above them). Of several columns
     named like a region column, the one whose sampled cells look most like NUTS codes wins.
     """
+    _check_width(path, len(labels), options)
     names = _unique(labels, groups)
     roles: dict[str, str] = {}
     for j in sorted(range(len(names)), key=lambda j: -_codes_in(sample, j)):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from geo.errors import IngestError
+from geo.errors import IngestError, TooLargeError
 from geo.validation import Report
 
 FORMATS = ("tidy", "wide", "xlsx", "eurostat-tsv", "sdmx-csv", "parquet")
@@ -62,6 +62,11 @@ class ReadOptions:
         Rows per chunk (observations, for wide tables).
     max_bytes, max_rows
         Refuse larger files, or tables with more data rows.
+    max_columns, max_cell_chars
+        Refuse tables with more columns, or with a longer cell (characters) in a column read.
+    max_unpacked_bytes
+        Refuse an XLSX workbook or a gzip-compressed file that unpacks to more bytes (zip
+        bombs); an XLSX holding other archives is refused whatever its size.
     columns
         Role (geo, time, value, indicator, unit, flag) -> source column, overriding detection.
     """
@@ -77,6 +82,9 @@ class ReadOptions:
     chunk_rows: int = 200_000
     max_bytes: int | None = None
     max_rows: int | None = None
+    max_columns: int | None = None
+    max_cell_chars: int | None = None
+    max_unpacked_bytes: int | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -137,11 +145,26 @@ class Layout:
 
 
 def _refuse(
-    path: Path, rule: str, reason: str, value: object = None, row: int | None = None
+    path: Path,
+    rule: str,
+    reason: str,
+    value: object = None,
+    row: int | None = None,
+    *,
+    column: str | None = None,
+    limit: bool = False,
 ) -> IngestError:
+    """The error refusing a whole file; ``limit``: because it is over a configured limit."""
     report = Report(str(path))
-    report.add(row, None, value, rule, reason)
-    return IngestError(str(path), report.problems)
+    report.add(row, column, value, rule, reason)
+    return (TooLargeError if limit else IngestError)(str(path), report.problems)
+
+
+def _check_width(path: Path, columns: int, options: ReadOptions) -> None:
+    """Refuse a table with more columns than ``options.max_columns`` (before reading it)."""
+    if options.max_columns is not None and columns > options.max_columns:
+        reason = f"the table has {columns} columns; at most {options.max_columns} are accepted"
+        raise _refuse(path, "too-many-columns", reason, columns, limit=True)
 
 
 def _norm(name: str) -> str:

@@ -23,6 +23,7 @@ from geo.formats.options import (
     Batch,
     Layout,
     ReadOptions,
+    _check_width,
     _needed,
     _norm,
     _refuse,
@@ -129,6 +130,7 @@ def _sniff_tsv(
 ) -> Layout:
     """Eurostat TSV: ``freq,unit,geo\\TIME_PERIOD`` then one column per period."""
     cells = header.split("\t")
+    _check_width(path, len(cells), options)
     packed_text, _, time_name = cells[0].partition("\\")
     packed = tuple(d.strip() for d in packed_text.split(","))
     geo = options.columns.get("geo") or next((d for d in packed if _role(d) == "geo"), None)
