@@ -11,6 +11,7 @@ import pandas as pd
 from geo.analysis import AnalysisParams, compute_hotspots
 from geo.catchments import catchment_labels, catchments
 from geo.errors import InvalidParameterError
+from geo.exports import neutralise
 from geo.weights import build_weights
 
 OUTPUT_SUFFIXES = (".geojson", ".parquet", ".csv")
@@ -98,5 +99,8 @@ def write_output(gdf: gpd.GeoDataFrame, path: Path) -> None:
         gdf.to_crs(4326).to_file(path, driver="GeoJSON", RFC7946="YES")
     elif suffix == ".parquet":
         gdf.to_parquet(path)
-    else:
-        pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).to_csv(path, index=False)
+    else:  # formulas neutralised, as in every CSV the service writes
+        table = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+        for column in table.select_dtypes(include=["object", "string"]).columns:
+            table[column] = neutralise(table[column])
+        table.to_csv(path, index=False)

@@ -356,6 +356,23 @@ def test_csv_formula_cells_neutralised(
     assert {"=EUR_HAB", "@EUR_HAB_CHANGE"} <= set(export.frame.columns)
 
 
+def test_cli_csv_output_neutralised(
+    settings: Settings, formula_table: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The CLI's CSV output (``alpclusters hotspots ... out.csv``) neutralises the same
+    formula-like text as the service's exports; numbers stay numbers."""
+    from geo.boundaries import load_boundaries
+    from geo.files import write_output
+
+    regions = load_boundaries(settings)
+    table = formula_table.drop_duplicates("geo").set_index("geo")
+    frame = regions.loc[table.index, ["geometry"]].join(table[["indicator", "value"]])
+    write_output(gpd.GeoDataFrame(frame, geometry="geometry", crs=regions.crs), tmp_path / "o.csv")
+    rows = list(csv.DictReader((tmp_path / "o.csv").open(encoding="utf-8", newline="")))
+    assert {r["indicator"] for r in rows} == {"'" + c for c in table["indicator"]}
+    assert [float(r["value"]) for r in rows] == list(table["value"])
+
+
 def test_shapefile_field_names(
     sources: dict[str, tuple[TestClient, Collection]], settings: Settings, tmp_path: Path
 ) -> None:
