@@ -95,6 +95,8 @@ def pixel_size(z: int) -> float:
 
 def to_web_mercator(geoms: np.ndarray) -> np.ndarray:
     """Longitude/latitude geometries projected to EPSG:3857, cut at 85.0511 degrees."""
+    if not len(geoms):  # an empty collection (an analysis without catchments)
+        return np.asarray(geoms, dtype=object)
     xmin, ymin, xmax, ymax = shapely.total_bounds(geoms)
     if ymin < -MAX_LATITUDE or ymax > MAX_LATITUDE or xmin < -180 or xmax > 180:
         geoms = shapely.clip_by_rect(geoms, -180, -MAX_LATITUDE, 180, MAX_LATITUDE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from fastapi import Depends, File, Form, UploadFile
 
 from geo.errors import InvalidParameterError, TooLargeError
 from geo.formats import FORMATS, ReadOptions
+from geo.formats.options import DELIMITERS
 from geo.uploads import UploadRequest
 from services.dependencies import SettingsDep
 
@@ -47,6 +49,31 @@ def _ints(text: str | None, field: str) -> tuple[int, ...] | None:
         raise InvalidParameterError(f"{field}: {text!r} is not a list of whole numbers") from exc
 
 
+def _encoding(name: str | None) -> str | None:
+    """A text encoding Python knows (``utf-8``, ``cp1252``, ...), or ``None``."""
+    if not name:
+        return None
+    try:
+        known = codecs.lookup(name)
+    except (LookupError, ValueError):
+        known = None
+    if known is None or not getattr(known, "_is_text_encoding", True):
+        raise InvalidParameterError(
+            f"encoding {name!r} is not a text encoding; use utf-8, utf-8-sig or cp1252"
+        )
+    return name
+
+
+def _one_of(value: str | None, field: str, allowed: dict[str, str]) -> str | None:
+    if not value:
+        return None
+    if value not in allowed:
+        raise InvalidParameterError(f"{field} {value!r} not understood; use one of {list(allowed)}")
+    return allowed[value]
+
+
+DELIMITER_NAMES = {d: d for d in DELIMITERS} | {"tab": "\t", "\\t": "\t"}
+DECIMALS = {".": ".", ",": ","}
 Text = Annotated[str | None, Form()]
 
 
@@ -75,9 +102,9 @@ def read_options(
     return ReadOptions(
         format=format or None,
         sheet=sheet or None,
-        encoding=encoding or None,
-        delimiter={"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter or None),
-        decimal=decimal or None,
+        encoding=_encoding(encoding),
+        delimiter=_one_of(delimiter, "delimiter", DELIMITER_NAMES),
+        decimal=_one_of(decimal, "decimal", DECIMALS),
         indicator=indicator or None,
         where=_pairs(where, "where"),
         indicator_from=[c.strip() for c in indicator_from.split(",")] if indicator_from else None,

@@ -5,6 +5,11 @@ rewritten in their 3.0 form: a ``null`` alternative becomes ``nullable``, list `
 inside schemas become one ``example``, ``const`` becomes a one-value ``enum`` and numeric
 exclusive bounds become boolean ones, and a file part (``contentMediaType``) becomes a
 binary string.
+
+Every error answer is documented as what it is, an RFC 9457 problem
+(``application/problem+json``, schema ``Problem``; the planners' pages answer browsers
+with an HTML page instead): FastAPI's own 422 is rewritten, every operation taking a
+credential documents 401, 429 and 503, and each router names its own further statuses.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from services.errors import PAGE_PREFIXES
+from services.schemas import PROBLEM, PROBLEM_REASONS, Problem
 
 OPENAPI_VERSION = "3.0.3"
 
@@ -29,10 +37,37 @@ def install(app: FastAPI) -> None:
                 routes=app.routes,
                 license_info=app.license_info,
             )
-            app.openapi_schema = as_openapi_30(document)
+            app.openapi_schema = as_openapi_30(document_problems(document))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+CREDENTIAL_STATUSES = (401, 429, 503)  # bad key, rate limit, database down
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with every error response as a problem (HTML too on the pages)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for path, operations in document.get("paths", {}).items():
+        page = path == "/" or path.startswith(PAGE_PREFIXES)
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                for status in CREDENTIAL_STATUSES:
+                    responses.setdefault(str(status), {"description": PROBLEM_REASONS[status]})
+            for status, response in responses.items():
+                if status[0] in "45":
+                    content = {PROBLEM: {"schema": PROBLEM_REF}}
+                    if page:
+                        content["text/html"] = {"schema": {"type": "string"}}
+                    response["content"] = content
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused not in str(document.get("paths")):
+            schemas.pop(unused, None)
+    return document
 
 
 def as_openapi_30(document: dict[str, Any]) -> dict[str, Any]:

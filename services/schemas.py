@@ -6,9 +6,22 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from geo.analysis import AnalysisParams
+
+PROBLEM = "application/problem+json"
+PROBLEM_REASONS = {
+    400: "Invalid parameter: the detail names the value and the allowed ones.",
+    401: "No API key where one is needed, or a key that is unknown, revoked or expired.",
+    403: "The account's role or NUTS scope does not allow this.",
+    404: "No such resource.",
+    409: "The analysis is not done yet.",
+    413: "The input is over a configured limit.",
+    422: "Invalid request, or (uploads) a table that was refused, with every problem.",
+    429: "Too many requests; retry after the number of seconds in Retry-After.",
+    503: "The database cannot be reached; retry after the seconds in Retry-After.",
+}
 
 
 class Health(BaseModel):
@@ -104,3 +117,29 @@ class Analysis(BaseModel):
 
 class AnalysisList(BaseModel):
     analyses: list[Analysis]
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every error answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable code, the last part of ``type``.")
+    instance: str | None = Field(default=None, description="The path that was asked for.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Invalid requests: location, reason, value; refused uploads: file, row, "
+        "column, value, rule and reason of every problem.",
+    )
+    report: dict[str, Any] | None = Field(default=None, description="Refused uploads' report.")
+    regions: list[str] | None = Field(default=None, description="Regions outside the scope.")
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of error answers (problem+json) with these statuses."""
+    content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {s: {"description": PROBLEM_REASONS[s], "content": content} for s in statuses}

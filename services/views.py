@@ -39,6 +39,16 @@ LangQuery = Annotated[
     str | None,
     Query(description="Interface language (en, de, ...); default: the browser's.", max_length=8),
 ]
+# A map page's answers: the page, or with ?f= the data shown (GeoJSON, CSV)
+PAGE_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "text/html": {"schema": {"type": "string"}},
+            "application/geo+json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}},
+        }
+    }
+}
 EmbedQuery = Annotated[
     bool, Query(description="A bare map for an iframe: no title, summary or downloads.")
 ]

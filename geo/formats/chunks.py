@@ -65,7 +65,7 @@ def read_chunks(
             kept += len(chunk)
             for start in range(0, len(chunk), options.chunk_rows):
                 yield chunk.iloc[start : start + options.chunk_rows].reset_index(drop=True)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
         raise _refuse(path, "unreadable-file", f"cannot read the file: {exc}") from exc
     if seen and not kept and options.where:
         raise _refuse(path, "no-matching-rows", f"no row matches {dict(options.where)}")
@@ -101,8 +101,11 @@ def region_codes(path: Path, layout: Layout, options: ReadOptions = ReadOptions(
     narrow = dataclasses.replace(options, where={})
     focused = dataclasses.replace(layout, columns={"geo": geo}, dimensions=(), wide=())
     codes: set[str] = set()
-    for cols, _, _ in _batches(path, focused, narrow, Report(str(path), max_problems=0)):
-        codes.update(str(c).strip() for c in pc.unique(cols[geo]).to_pylist() if c is not None)
+    try:
+        for cols, _, _ in _batches(path, focused, narrow, Report(str(path), max_problems=0)):
+            codes.update(str(c).strip() for c in pc.unique(cols[geo]).to_pylist() if c is not None)
+    except (pa.ArrowException, UnicodeDecodeError) as exc:
+        raise _refuse(path, "unreadable-file", f"cannot read the file: {exc}") from exc
     return codes
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import zipfile
 import zlib
 from pathlib import Path
@@ -39,6 +40,11 @@ def sniff(path: Path, options: ReadOptions = ReadOptions()) -> Layout:  # noqa: 
     path = Path(path)
     if options.format is not None and options.format not in FORMATS:
         raise InvalidParameterError(f"unknown format {options.format!r}; use one of {FORMATS}")
+    if options.encoding is not None:
+        try:
+            codecs.lookup(options.encoding)
+        except LookupError as exc:
+            raise InvalidParameterError(f"unknown text encoding {options.encoding!r}") from exc
     kind = _check_file(path, options)
     if options.format in ("parquet", "xlsx"):
         kind = options.format
@@ -51,7 +57,7 @@ def sniff(path: Path, options: ReadOptions = ReadOptions()) -> Layout:  # noqa: 
             layout = _sniff_xlsx(path, options)
         else:
             layout = _sniff_text(path, options, kind == "gzip")
-    except (pa.ArrowInvalid, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except (pa.ArrowException, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise _refuse(path, "unreadable-file", f"cannot read the file: {exc}") from exc
     _check_columns(path, layout, options)
     return layout

@@ -53,8 +53,14 @@ def _sniff_text(path: Path, options: ReadOptions, gz: bool) -> Layout:
     compression = "gzip" if gz else None
     if options.format == "eurostat-tsv" or (not options.format and _TSV_HEADER.match(lines[0])):
         return _sniff_tsv(path, lines[0], encoding, compression, options)
-    delimiter = options.delimiter or _detect_delimiter(path, lines)
-    rows = list(csv.reader(lines[: HEAD_ROWS * 2], delimiter=delimiter))
+    try:
+        delimiter = options.delimiter or _detect_delimiter(path, lines)
+        rows = list(csv.reader(lines[: HEAD_ROWS * 2], delimiter=delimiter))
+    except csv.Error as exc:  # a cell over the csv module's field limit (128 KiB)
+        too_long = "field larger" in str(exc)
+        rule, why = ("cell-too-long", "a cell is too long") if too_long else ("unreadable-file", "")
+        reason = why or f"cannot read the file as CSV: {exc}"
+        raise _refuse(path, rule, reason, limit=too_long) from exc
     labels, header_rows, groups = _find_header(path, rows, rows, set(), options)
     sample = rows[header_rows:]
     sdmx = options.format == "sdmx-csv" or (
@@ -208,7 +214,11 @@ class _Skipped:
             f"expected {row.expected_columns} fields separated by {self.delimiter!r}, "
             f"found {row.actual_columns}"
         )
-        self.report.add(row.number, None, row.text[:200], "malformed-row", reason)
+        try:
+            text = row.text[:200]
+        except UnicodeDecodeError:  # the line is not in the file's encoding either
+            text = None
+        self.report.add(row.number, None, text, "malformed-row", reason)
         return "skip"
 
 
@@ -266,7 +276,8 @@ def _unpack(cols: dict[str, Any], rows: np.ndarray, layout: Layout, report: Repo
     good = np.asarray(pc.equal(pc.list_value_length(parts), len(layout.packed)))
     if not good.all():
         bad = np.flatnonzero(~good)
-        cells = pc.binary_join(parts.take(pa.array(bad)), ",").to_pylist()
+        taken = parts.take(pa.array(bad))
+        cells = pc.binary_join(taken, pa.scalar(",", taken.type.value_type)).to_pylist()
         reason = f"expected the {len(layout.packed)} dimensions {','.join(layout.packed)}"
         report.extend(rows[bad], layout.names[0], cells, "malformed-row", reason)
         keep = pa.array(good)

@@ -12,7 +12,7 @@ from geo.store import DONE, AnalysisRecord
 from services.auth import Analyst
 from services.dependencies import RunnerDep, SeriesDep, SettingsDep, StoreDep
 from services.responses import GeoJSONResponse
-from services.schemas import Analysis, AnalysisList
+from services.schemas import Analysis, AnalysisList, problems
 
 router = APIRouter(tags=["analyses"])
 
@@ -43,7 +43,10 @@ def analysis_out(record: AnalysisRecord, request: Request) -> Analysis:
     response_model=Analysis,
     status_code=status.HTTP_201_CREATED,
     summary="Run an analysis",
-    responses={202: {"model": Analysis, "description": "Accepted: running in the background"}},
+    responses={
+        202: {"model": Analysis, "description": "Accepted: running in the background"},
+        **problems(400, 403, 404),
+    },
 )
 def create_analysis(
     params: AnalysisParams, runner: RunnerDep, request: Request, response: Response, who: Analyst
@@ -66,7 +69,12 @@ def list_analyses(store: StoreDep, request: Request) -> AnalysisList:
     return AnalysisList(analyses=[analysis_out(r, request) for r in store.analyses()])
 
 
-@router.get("/analyses/{analysis_id}", response_model=Analysis, summary="One analysis")
+@router.get(
+    "/analyses/{analysis_id}",
+    response_model=Analysis,
+    summary="One analysis",
+    responses=problems(404),
+)
 def get_analysis(analysis_id: str, store: StoreDep, request: Request) -> Analysis:
     """Parameters, global Moran's I, counts per class and the catchments summary."""
     return analysis_out(store.analysis(analysis_id, with_tables=False), request)
@@ -76,6 +84,7 @@ def get_analysis(analysis_id: str, store: StoreDep, request: Request) -> Analysi
     "/analyses/{analysis_id}/regions.geojson",
     response_class=GeoJSONResponse,
     summary="Per-region statistics",
+    responses=problems(400, 404, 409),
 )
 def analysis_regions(series: SeriesDep, settings: SettingsDep) -> Any:
     """The regions of one series with their statistics, class and catchment as properties."""
@@ -87,6 +96,7 @@ def analysis_regions(series: SeriesDep, settings: SettingsDep) -> Any:
     "/analyses/{analysis_id}/catchments.geojson",
     response_class=GeoJSONResponse,
     summary="Cluster catchments",
+    responses=problems(400, 404, 409),
 )
 def analysis_catchments(series: SeriesDep, settings: SettingsDep) -> Any:
     """Dissolved catchment polygons with members, countries, area and summary figures."""

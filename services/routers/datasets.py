@@ -18,7 +18,7 @@ from services.auth import Uploader
 from services.dependencies import SettingsDep, StoreDep, UploadRunnerDep
 from services.downloads import version_csv, version_parquet
 from services.forms import RequestDep, SpoolDep, dataset_slug
-from services.schemas import Dataset, Upload, UploadAnswer, Version
+from services.schemas import Dataset, Upload, UploadAnswer, Version, problems
 
 router = APIRouter(tags=["datasets"])
 
@@ -55,7 +55,12 @@ def list_datasets(store: StoreDep, request: Request) -> list[Dataset]:
     return [dataset_out(d, request) for d in store.datasets()]
 
 
-@router.get("/datasets/{dataset_id}", response_model=Dataset, summary="One dataset")
+@router.get(
+    "/datasets/{dataset_id}",
+    response_model=Dataset,
+    summary="One dataset",
+    responses=problems(404),
+)
 def get_dataset(dataset_id: str, store: StoreDep, request: Request) -> Dataset:
     """A dataset's latest version: indicators, years, units, source and licence."""
     return dataset_out(store.dataset(dataset_id), request)
@@ -66,7 +71,11 @@ def get_dataset(dataset_id: str, store: StoreDep, request: Request) -> Dataset:
     response_model=UploadAnswer,
     status_code=201,
     summary="Upload a table: a new dataset, or a new version of one",
-    responses={202: {"model": Upload}, 422: {"description": "The table was refused."}},
+    responses={
+        202: {"model": Upload, "description": "Accepted: checked in the background."},
+        **problems(400, 403, 413),
+        422: {"description": "The table was refused: every problem, and the report."},
+    },
 )
 async def post_dataset(
     form: RequestDep,
@@ -99,6 +108,7 @@ async def post_dataset(
     "/datasets/{dataset_id}/validate",
     response_model=UploadAnswer,
     summary="Check a table without storing it",
+    responses=problems(400, 403, 413, 422),
 )
 async def validate_dataset(
     dataset_id: str,
@@ -117,7 +127,12 @@ async def validate_dataset(
     return outcome_json(outcome)
 
 
-@router.get("/datasets/{dataset_id}/versions", response_model=list[Version], summary="Versions")
+@router.get(
+    "/datasets/{dataset_id}/versions",
+    response_model=list[Version],
+    summary="Versions",
+    responses=problems(404),
+)
 def list_versions(dataset_id: str, store: StoreDep, request: Request) -> list[Version]:
     """Every version with its provenance: hash, uploader, time, rows, NUTS version,
     indicators, years, units and the validation report."""
@@ -128,7 +143,10 @@ def list_versions(dataset_id: str, store: StoreDep, request: Request) -> list[Ve
     "/datasets/{dataset_id}/versions/{version}/download",
     summary="Download a version as stored",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}},
+        **problems(404),
+    },
 )
 def download_version(
     dataset_id: str,

@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from geo.collections import load_collection
 from geo.exports import FORMATS, SUPPORTED_CRS, export_crs, export_format, write_export
 from services.dependencies import SettingsDep, StoreDep
+from services.schemas import problems
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 
@@ -57,8 +58,7 @@ _SAFE = "".join(chr(c) for c in range(32, 127) if chr(c) != "%")
     response_class=StreamingResponse,
     responses={
         200: {"content": {f.media_type: {} for f in FORMATS.values()}},
-        400: {"description": "Unknown format or unsupported CRS."},
-        404: {"description": "Unknown collection."},
+        **problems(400, 404),
     },
 )
 def export_collection(

@@ -30,7 +30,9 @@ from services.dependencies import (
     StoreDep,
     YearQuery,
 )
+from services.schemas import problems
 from services.views import (
+    PAGE_CONTENT,
     EmbedQuery,
     FormatQuery,
     TextDep,
@@ -72,6 +74,7 @@ def catchment_template(request: Request, analysis_id: str, indicator: str, lang:
     response_class=HTMLResponse,
     summary="Result map of an analysis",
     name="analysis_map",
+    responses={**PAGE_CONTENT, **problems(400, 404)},
 )
 def analysis_map_page(
     analysis_id: str,
@@ -123,6 +126,7 @@ def analysis_map_page(
     response_class=HTMLResponse,
     summary="A cluster catchment: zoomed map, member table and downloads",
     name="catchment_page",
+    responses={**PAGE_CONTENT, **problems(400, 404, 409)},
 )
 def catchment_page(
     analysis_id: str,
@@ -174,6 +178,7 @@ def catchment_page(
     response_class=HTMLResponse,
     summary="Indicator map: a choropleth of one indicator",
     name="indicator_map",
+    responses={**PAGE_CONTENT, **problems(400, 404)},
 )
 def indicator_map_page(
     dataset_id: str,

@@ -56,6 +56,7 @@ from services.ogc_web import (
     self_links,
 )
 from services.responses import GeoJSONResponse
+from services.schemas import problems
 
 TILE_TEMPLATE = "/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}"
 _catalogue_lock = threading.Lock()
@@ -80,6 +81,9 @@ class OgcRoute(APIRoute):
 
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"], route_class=OgcRoute)
+# f=html (or an Accept header preferring HTML) answers an HTML page
+OR_HTML: dict[int | str, dict[str, Any]] = {200: {"content": {HTML: {"schema": {"type": "string"}}}}}
+OF_COLLECTION = problems(400, 404)  # bad parameter; unknown collection or feature
 
 
 def get_catalogue(request: Request) -> Catalogue:
@@ -90,6 +94,12 @@ def get_catalogue(request: Request) -> Catalogue:
             state.ogc_catalogue = Catalogue(state.settings, state.store)
     catalogue: Catalogue = state.ogc_catalogue
     return catalogue
+
+
+class SchemaJSONResponse(JSONResponse):
+    """A JSON Schema document (the queryables)."""
+
+    media_type = "application/schema+json"
 
 
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
@@ -139,7 +149,12 @@ def collection_links(request: Request, info: CollectionInfo, fmt: str) -> list[d
 # -- landing page, conformance, collections -------------------------------------------------
 
 
-@router.get("", summary="Landing page", response_model=schemas.LandingPage)
+@router.get(
+    "",
+    summary="Landing page",
+    response_model=schemas.LandingPage,
+    responses={**OR_HTML, **problems(400)},
+)
 def landing(request: Request, f: FormatQuery = None) -> Response:
     """Links to the API definition, the conformance classes and the collections."""
     check_parameters(request.query_params, ["f"])
@@ -176,7 +191,12 @@ def landing(request: Request, f: FormatQuery = None) -> Response:
     )
 
 
-@router.get("/conformance", summary="Conformance classes", response_model=schemas.Conformance)
+@router.get(
+    "/conformance",
+    summary="Conformance classes",
+    response_model=schemas.Conformance,
+    responses={**OR_HTML, **problems(400)},
+)
 def conformance(request: Request, f: FormatQuery = None) -> Response:
     """OGC API – Features Part 1 core, GeoJSON, HTML, OpenAPI 3.0 and Part 2 CRS."""
     check_parameters(request.query_params, ["f"])
@@ -195,7 +215,12 @@ def conformance(request: Request, f: FormatQuery = None) -> Response:
     )
 
 
-@router.get("/collections", summary="Feature collections", response_model=schemas.Collections)
+@router.get(
+    "/collections",
+    summary="Feature collections",
+    response_model=schemas.Collections,
+    responses={**OR_HTML, **problems(400)},
+)
 def collections(request: Request, catalogue: CatalogueDep, f: FormatQuery = None) -> Response:
     """NUTS levels, dataset versions by NUTS level, and finished analyses."""
     check_parameters(request.query_params, ["f"])
@@ -223,7 +248,10 @@ def collections(request: Request, catalogue: CatalogueDep, f: FormatQuery = None
 
 
 @router.get(
-    "/collections/{collectionId}", summary="A feature collection", response_model=schemas.Collection
+    "/collections/{collectionId}",
+    summary="A feature collection",
+    response_model=schemas.Collection,
+    responses={**OR_HTML, **OF_COLLECTION},
 )
 def collection(
     request: Request, collection_id: CollectionId, catalogue: CatalogueDep, f: FormatQuery = None
@@ -250,7 +278,8 @@ def collection(
 @router.get(
     "/collections/{collectionId}/queryables",
     summary="Queryable properties (JSON Schema)",
-    response_class=JSONResponse,
+    response_class=SchemaJSONResponse,
+    responses=OF_COLLECTION,
 )
 def get_queryables(
     request: Request,
@@ -262,13 +291,14 @@ def get_queryables(
     check_parameters(request.query_params, ["f"])
     layer = catalogue.layer(collection_id)
     url = href(request, collection_path(collection_id) + "/queryables")
-    return JSONResponse(queryables(layer, url), media_type="application/schema+json")
+    return SchemaJSONResponse(queryables(layer, url))
 
 
 @router.get(
     "/collections/{collectionId}/license",
     summary="Licence and attribution",
     response_class=PlainTextResponse,
+    responses=OF_COLLECTION,
 )
 def license_text(
     request: Request, collection_id: CollectionId, catalogue: CatalogueDep
@@ -369,7 +399,7 @@ def page_links(
     "/collections/{collectionId}/items",
     summary="Features of a collection",
     response_class=GeoJSONResponse,
-    responses={200: {"content": {HTML: {}}, "model": schemas.FeatureCollection}},
+    responses={200: {"content": {HTML: {}}, "model": schemas.FeatureCollection}, **OF_COLLECTION},
 )
 def items(
     request: Request,
@@ -444,7 +474,7 @@ def items_page(
     "/collections/{collectionId}/items/{featureId}",
     summary="One feature",
     response_class=GeoJSONResponse,
-    responses={200: {"content": {HTML: {}}, "model": schemas.Feature}},
+    responses={200: {"content": {HTML: {}}, "model": schemas.Feature}, **OF_COLLECTION},
 )
 def item(
     request: Request,

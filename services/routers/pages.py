@@ -165,12 +165,37 @@ def index(request: Request, store: StoreDep, settings: SettingsDep, _: TextDep) 
     return start_page(request, store, settings, _, values=defaults(store))
 
 
+FORM_BODY = {  # the start page's form, read by run_analysis itself
+    "required": False,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    **{field: {"type": "string"} for field in FIELDS if field != "years"},
+                    "years": {"type": "array", "items": {"type": "string"}},
+                    "codes": {"type": "string", "description": "NUTS codes when area=custom."},
+                    "key": {"type": "string", "description": "An API key (then remembered)."},
+                },
+            }
+        }
+    },
+}
+
+
 @router.post(
     "/maps/analyses",
-    response_class=HTMLResponse,
+    response_class=RedirectResponse,
     summary="Run an analysis from the start page's form",
     name="run_analysis",
     status_code=status.HTTP_303_SEE_OTHER,
+    responses={
+        303: {"description": "Started: the analysis's map (a progress page until done)."},
+        401: {"description": "The start page again: no key, or a bad one, named at its field."},
+        403: {"description": "The start page again: the key's role may not run analyses."},
+        422: {"description": "The start page again, each problem named next to its field."},
+    },
+    openapi_extra={"requestBody": FORM_BODY},
 )
 async def run_analysis(
     request: Request,

@@ -11,11 +11,17 @@ from geo.boundaries import load_boundaries
 from geo.geojson import feature_collection
 from services.dependencies import AreaQuery, LevelQuery, SettingsDep
 from services.responses import GeoJSONResponse
+from services.schemas import problems
 
 router = APIRouter(tags=["regions"])
 
 
-@router.get("/regions", response_class=GeoJSONResponse, summary="NUTS regions of an area")
+@router.get(
+    "/regions",
+    response_class=GeoJSONResponse,
+    summary="NUTS regions of an area",
+    responses=problems(400),
+)
 def regions(settings: SettingsDep, level: LevelQuery = 3, area: AreaQuery = "alpine-space") -> Any:
     """The GISCO NUTS regions of ``area`` at ``level``, ids equal to the NUTS code."""
     layer = load_boundaries(settings)

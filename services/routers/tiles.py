@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from geo.collections import Collection, load_collection
 from geo.tiles import MAX_ZOOM, WEB_MERCATOR_CRS, WEB_MERCATOR_QUAD, TileCache, tilejson
 from services.dependencies import SettingsDep, StoreDep
+from services.schemas import problems
 
 router = APIRouter(prefix="/ogc", tags=["tiles"])
 
@@ -69,6 +70,7 @@ def _not_modified(header: str | None, etag: str) -> bool:
         200: {"content": {MVT: {}}, "description": "The features in the tile."},
         204: {"description": "No feature of the collection is in this tile."},
         304: {"description": "The tile named by If-None-Match is still current."},
+        **problems(400, 404),
     },
 )
 def collection_tile(
@@ -94,7 +96,12 @@ def collection_tile(
     return Response(tile.data, media_type=MVT, headers=headers)
 
 
-@router.get(TILE_PATH, name="collection_tileset", summary="Tileset metadata (TileJSON)")
+@router.get(
+    TILE_PATH,
+    name="collection_tileset",
+    summary="Tileset metadata (TileJSON)",
+    responses=problems(400, 404),
+)
 def collection_tileset(
     collection_id: str, request: Request, cache: CacheDep, load: LoaderDep
 ) -> JSONResponse:
@@ -118,7 +125,11 @@ def collection_tileset(
     return JSONResponse(doc, headers={"Cache-Control": CACHE_CONTROL})
 
 
-@router.get("/collections/{collection_id}/tiles", summary="Tilesets of a collection")
+@router.get(
+    "/collections/{collection_id}/tiles",
+    summary="Tilesets of a collection",
+    responses=problems(404),
+)
 def collection_tilesets(
     collection_id: str, request: Request, cache: CacheDep, load: LoaderDep
 ) -> dict[str, Any]:
