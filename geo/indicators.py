@@ -97,6 +97,73 @@ DENSITY = UploadRequest(
 )
 
 
+# NACE Rev. 2 sections and their aggregates as Eurostat's regional accounts publish them.
+NACE_LABELS = {
+    "TOTAL": "Total - all NACE activities",
+    "A": "Agriculture, forestry and fishing",
+    "B-E": "Industry (except construction)",
+    "C": "Manufacturing",
+    "F": "Construction",
+    "G-I": "Wholesale and retail trade, transport, accommodation and food service activities",
+    "G-J": "Wholesale and retail trade, transport, accommodation, food service, information "
+    "and communication",
+    "J": "Information and communication",
+    "K": "Financial and insurance activities",
+    "K-N": "Financial and insurance, real estate, professional, scientific, technical, "
+    "administrative and support service activities",
+    "L": "Real estate activities",
+    "M_N": "Professional, scientific and technical; administrative and support service "
+    "activities",
+    "O-Q": "Public administration, defence, education, human health and social work",
+    "O-U": "Public administration, education, health, arts, entertainment, other services",
+    "R-U": "Arts, entertainment and recreation; other service activities",
+}
+EMPLOYMENT = UploadRequest(
+    dataset_id="nama_10r_3empers",
+    title="Employment by NACE Rev. 2 activity, NUTS 3",
+    description="Employed persons, thousands, by NACE Rev. 2 section (Eurostat "
+    "nama_10r_3empers, 2013 and 2018, published in NUTS 2024 codes with 2013 back-cast onto "
+    "2024 boundaries, recoded to the NUTS version in use). AT and DE give six sectors, FR, IT "
+    "and SI all fifteen; the sector codes overlap (G-J = G-I + J). Regions whose 2024 code "
+    "has no one-to-one counterpart are left out.",
+    source="Eurostat, nama_10r_3empers",
+    licence=EUROSTAT_LICENCE,
+    uploader="alpclusters demo",
+    labels={code: (label, "THS") for code, label in NACE_LABELS.items()},
+    levels=(3,),
+    on_problem="skip",
+)
+LQ_MANUFACTURING = "lq_manufacturing"
+
+
+def load_employment(settings: Settings, store: Store) -> DatasetInfo:
+    """Employment by sector at NUTS 3, 2013 and 2018, as one dataset (``nace_r2``: the
+    indicator)."""
+    years = [load_eurostat(settings, f"nama_10r_3empers_{y}")[0] for y in (2013, 2018)]
+    table = pd.concat(years, ignore_index=True).rename(columns={"nace_r2": "indicator"})
+    frame = table[["indicator", "geo", "time", "value", "flag"]]
+    return _stored(upload_frame(settings, store, frame, EMPLOYMENT))
+
+
+def derive_manufacturing_lq(settings: Settings, store: Store) -> DatasetInfo:
+    """The location quotient of manufacturing (C) at NUTS 3 across the Alpine Space, 2018,
+    against the Alpine Space's own total."""
+    from geo.derived import DerivedSpec, Operand, derive
+
+    spec = DerivedSpec(
+        name=LQ_MANUFACTURING,
+        title="Location quotient of manufacturing (NACE C), NUTS 3, Alpine Space, 2018",
+        kind="lq",
+        source=Operand(dataset=EMPLOYMENT.dataset_id),
+        sectors=["C"],
+        area="alpine-space",
+        level=3,
+        years=[2018],
+        reference="area",
+    )
+    return _stored(derive(settings, store, spec, actor="alpclusters demo"))
+
+
 def derive_density(settings: Settings, store: Store, population_id: str) -> DatasetInfo:
     """Store population density (persons per km², EPSG:3035 areas) from a population dataset."""
     info = store.dataset(population_id)
@@ -111,7 +178,8 @@ def derive_density(settings: Settings, store: Store, population_id: str) -> Data
 
 
 def load_demo(settings: Settings, store: Store) -> list[DatasetInfo]:
-    """Load the boundaries and the demo datasets (GDP per head, population, density)."""
+    """Load the boundaries and the demo datasets (GDP per head, population, density,
+    employment by sector and the location quotient of manufacturing)."""
     load_boundaries(settings)
     out = []
     for request in DEMO_TABLES:
@@ -121,6 +189,8 @@ def load_demo(settings: Settings, store: Store) -> list[DatasetInfo]:
             _expected(warning)
         out.append(_stored(outcome))
     out.append(derive_density(settings, store, "demo_r_pjanaggr3"))
+    out.append(load_employment(settings, store))
+    out.append(derive_manufacturing_lq(settings, store))
     return out
 
 

@@ -242,7 +242,8 @@ def _national(data: pd.DataFrame, regions: Sequence[str]) -> tuple[pd.DataFrame,
     """The country row (code = first two letters) or, without one, the sum over the table's
     regions of that country at the region's level (code length)."""
     country = data["region"].str[:2]
-    own = data[data["region"] == country].assign(ref=country)
+    is_country = data["region"] == country
+    own = data[is_country].assign(ref=country[is_country])  # aligned: no rows if none
     level = data["region"].str.len().astype(str)
     parts = data[data["region"].str.len() > 2].assign(ref=country + "*" + level)
     has_row = set(own["ref"])

@@ -53,6 +53,7 @@ class UploadRequest:
     file_name: str = ""  # as the user named it (default: the path's name)
     scope: tuple[str, ...] | None = None  # NUTS prefixes the uploader may write; None: any
     actor: str = ""  # the account that uploads (the audit log's "who")
+    lineage: Mapping[str, Any] | None = None  # a derived dataset's inputs and operation
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ def _report(checked: _Checked, request: UploadRequest) -> dict[str, Any]:
         "summary": {k: v for k, v in validator.summary.items() if k != "recoded"},
         "content_hash": validator.content_hash,
         "on_problem": request.on_problem,
+        **({"lineage": dict(request.lineage)} if request.lineage else {}),
     }
 
 
@@ -319,7 +321,7 @@ def _store(
         "source_nuts_year": checked.detection.version,
         "uploader": request.uploader,
         "file_name": request.file_name,
-        "format": checked.layout.format,
+        "format": "derived" if request.lineage else checked.layout.format,
         "report": report,
     }
     return store.put_version(meta, version, _labels(checked, request), table)

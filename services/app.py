@@ -23,6 +23,7 @@ from services.auth import ReaderDep
 from services.routers import (
     analyses,
     datasets,
+    derived,
     docs,
     exports,
     health,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs.router)
     for router in (
         regions.router,
+        derived.router,
         datasets.router,
         uploads.router,
         analyses.router,
