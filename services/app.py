@@ -31,6 +31,7 @@ from services.routers import (
     ogc,
     pages,
     regions,
+    s3,
     tiles,
     uploads,
 )
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tiles.router,
         pages.router,
         maps.router,
+        s3.router,
     ):
         app.include_router(router, dependencies=[ReaderDep, guards.RateDep])
     for name, folder in FOLDERS.items():

@@ -62,6 +62,10 @@ HEAVY = {
     "GET /ogc/collections/{collectionId}/export": 4,
     "POST /maps/analyses": 5,
     "POST /analyses": 6,
+    "POST /datasets/derived": 6,
+    "GET /maps/datasets/{dataset_id}/emerging": 4,
+    "GET /maps/regions/{code}/similar": 4,
+    "GET /datasets/{dataset_id}/emerging": 6,
 }
 MAX_PERMUTATIONS = 99  # analyses asked for on a real dataset are bounded to this
 ALPS = (11.0, 46.5)  # lon, lat: tiles over the Alps
@@ -125,6 +129,7 @@ def real_resources(client: Any, auth: dict[str, str], store: Store) -> dict[str,
         "collection_id": collections_,
         "featureId": features,
         "tile": tiles,
+        "code": ["ITC20", "ITH20", "AT332"],  # NUTS-3 regions with data: the similar regions
     }
 
 

@@ -82,7 +82,9 @@ class OgcRoute(APIRoute):
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"], route_class=OgcRoute)
 # f=html (or an Accept header preferring HTML) answers an HTML page
-OR_HTML: dict[int | str, dict[str, Any]] = {200: {"content": {HTML: {"schema": {"type": "string"}}}}}
+OR_HTML: dict[int | str, dict[str, Any]] = {
+    200: {"content": {HTML: {"schema": {"type": "string"}}}}
+}
 OF_COLLECTION = problems(400, 404)  # bad parameter; unknown collection or feature
 
 
