@@ -134,6 +134,7 @@ EMPLOYMENT = UploadRequest(
     on_problem="skip",
 )
 LQ_MANUFACTURING = "lq_manufacturing"
+SECTOR_SHARES = "employment_shares"
 
 
 def load_employment(settings: Settings, store: Store) -> DatasetInfo:
@@ -160,6 +161,22 @@ def derive_manufacturing_lq(settings: Settings, store: Store) -> DatasetInfo:
         level=3,
         years=[2018],
         reference="area",
+    )
+    return _stored(derive(settings, store, spec, actor="alpclusters demo"))
+
+
+def derive_sector_shares(settings: Settings, store: Store) -> DatasetInfo:
+    """Each sector's share of the region's employment (NUTS 3, 2013 and 2018): the profile
+    that similar regions are compared by (the six sectors every country gives: A, B-E, F,
+    G-J, K-N, O-U)."""
+    from geo.derived import DerivedSpec, Operand, derive
+
+    spec = DerivedSpec(
+        name=SECTOR_SHARES,
+        title="Employment shares by NACE Rev. 2 activity",
+        kind="share",
+        source=Operand(dataset=EMPLOYMENT.dataset_id),
+        denominator=Operand(dataset=EMPLOYMENT.dataset_id, indicator="TOTAL"),
     )
     return _stored(derive(settings, store, spec, actor="alpclusters demo"))
 
@@ -191,6 +208,7 @@ def load_demo(settings: Settings, store: Store) -> list[DatasetInfo]:
     out.append(derive_density(settings, store, "demo_r_pjanaggr3"))
     out.append(load_employment(settings, store))
     out.append(derive_manufacturing_lq(settings, store))
+    out.append(derive_sector_shares(settings, store))
     return out
 
 

@@ -96,7 +96,8 @@ def start_page(
     for d in store.datasets():
         query = urlencode({"lang": _.lang}) if _.lang != "en" else "level=3"
         href = str(request.url_for("indicator_map", dataset_id=d.id).path) + f"?{query}"
-        datasets.append({**d.__dict__, "map_href": href})
+        emerging = str(request.url_for("emerging_map", dataset_id=d.id).path) + f"?{query}"
+        datasets.append({**d.__dict__, "map_href": href, "emerging_href": emerging})
     analyses = [analysis_row(request, a, _) for a in store.analyses(limit=20)]
     all_years = sorted(
         {y for d in datasets for i in d["indicators"] for y in i.years}, reverse=True
