@@ -199,12 +199,37 @@ def ingest(
 DEMO_ANALYST = "demo-analyst"
 
 
+def demo_analyses() -> list[Any]:
+    """The demo's analyses: hot spots of GDP per head (the defaults), and of the location
+    quotient of manufacturing across the Alpine Space in 2018 (Gi*, queen, 9,999
+    permutations, FDR 5 %)."""
+    from geo.analysis import AnalysisParams
+
+    return [
+        AnalysisParams(dataset="nama_10r_3gdp"),
+        AnalysisParams(
+            dataset="lq_manufacturing",
+            indicators=["LQ_C"],
+            years=[2018],
+            area="alpine-space",
+            level=3,
+            method="gi_star",
+            weights="queen",
+            permutations=9999,
+            alpha=0.05,
+            correction="fdr",
+        ),
+    ]
+
+
+DEMO_EMERGING = "/maps/datasets/nama_10r_3gdp/emerging?start=2010&end=2021&permutations=9999"
+
+
 @app.command()
 def demo(
     analyse: Annotated[bool, typer.Option(help="Also run the default analysis.")] = True,
 ) -> None:
-    """Load the boundaries and the demo datasets; run the default Gi* analysis."""
-    from geo.analysis import AnalysisParams
+    """Load the boundaries and the demo datasets; run the demo's Gi* analyses."""
     from geo.indicators import load_demo
     from geo.jobs import AnalysisRunner
 
@@ -214,8 +239,11 @@ def demo(
         typer.echo(f"dataset {info.id}: {info.n_rows} rows")
     if analyse:
         runner = AnalysisRunner(settings, store)
-        record = runner.submit(AnalysisParams(dataset="nama_10r_3gdp"), wait=True, actor="demo")
-        typer.echo(f"analysis {record.id}: {json.dumps(record.params)}")
+        for params in demo_analyses():
+            record = runner.submit(params, wait=True, actor="demo")
+            typer.echo(f"analysis {record.id}: {json.dumps(record.params)}")
+            typer.echo(f"  map: /maps/analyses/{record.id}")
+        typer.echo(f"emerging hot spots of GDP per head: {DEMO_EMERGING}")
     if not any(e["account"].name == DEMO_ANALYST for e in store.accounts.all()):
         _, key = store.accounts.add(DEMO_ANALYST, "analyst", days=30)
         typer.echo(f"analyst key for the start page's form (shown once): {key}")

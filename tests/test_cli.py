@@ -253,7 +253,8 @@ def test_ingest_drop_unknown_warns(cli: Cli, db: Path, gdp_si: pd.DataFrame, wor
 
 
 def test_demo(settings: Settings, mirror: Path, tmp_path: Path) -> None:
-    """'demo' loads the three demo datasets and runs and stores the default analysis."""
+    """'demo' loads the demo datasets and runs and stores its analyses: the default one of
+    GDP per head, and Gi* of the manufacturing LQ with 9,999 permutations."""
     db = tmp_path / "demo.db"
     nuts_dir = copy_manifests(settings, tmp_path / "nuts")
     run = Cli(clean_env(mirror, db, nuts_dir), tmp_path)
@@ -264,13 +265,19 @@ def test_demo(settings: Settings, mirror: Path, tmp_path: Path) -> None:
     datasets = [line for line in lines if line.startswith("dataset ")]
     expected = {f"dataset {i}: {store.dataset(i).n_rows} rows" for i in store.dataset_ids()}
     assert set(datasets) == expected
-    assert len(datasets) == 3
-    (analysis,) = [line for line in lines if line.startswith("analysis ")]
-    aid, _, params = analysis.removeprefix("analysis ").partition(": ")
-    record = store.analysis(aid, with_tables=False)
-    assert record.status == "done"
-    assert record.params == json.loads(params)
-    assert record.params["dataset"] == "nama_10r_3gdp" and record.params["area"] == "alpine-space"
+    assert len(datasets) == 6
+    analyses = [line for line in lines if line.startswith("analysis ")]
+    records = []
+    for analysis in analyses:
+        aid, _, params = analysis.removeprefix("analysis ").partition(": ")
+        record = store.analysis(aid, with_tables=False)
+        assert record.status == "done"
+        assert record.params == json.loads(params)
+        records.append(record)
+    gdp, lq = records
+    assert gdp.params["dataset"] == "nama_10r_3gdp" and gdp.params["area"] == "alpine-space"
+    assert lq.params["dataset"] == "lq_manufacturing" and lq.params["permutations"] == 9999
+    assert (lq.params["correction"], lq.params["years"]) == ("fdr", [2018])
     (shown,) = [line for line in lines if line.startswith("analyst key")]
     key = shown.rsplit(" ", 1)[1]
     assert store.accounts.authenticate(key).role == "analyst"
