@@ -212,3 +212,35 @@ def test_who_may_derive_and_bad_specs(service: Any, settings: Settings) -> None:
     assert client.post("/datasets/derived", json={**body, "kind": "magic"}).status_code == 422
     ratio = {**body, "kind": "ratio"}
     assert client.post("/datasets/derived", json=ratio).status_code == 400  # no denominator
+
+
+def test_flags_follow_their_rules(service: Any) -> None:
+    """Strong clusters and stars of C, F and J across the Italian NUTS-3 regions (2018, the
+    EU as reference), checked against their rules with numpy quantiles over the regions."""
+    client, store, _ = service
+    common = {
+        "source": {"dataset": "nama_10r_3empers"},
+        "sectors": ["C", "F", "J"],
+        "area": "IT",
+        "level": 3,
+        "years": [2018],
+        "reference": "eu",
+    }
+    post(client, {**common, "name": "lq_it", "kind": "lq"})
+    post(client, {**common, "name": "strong_it", "kind": "strong"})
+    post(client, {**common, "name": "stars_it", "kind": "stars"})
+    emp = store.observations("nama_10r_3empers", ["C", "F", "J", "TOTAL"], [2018])
+    emp = emp[emp["geo"].str.startswith("IT")].pivot(index="geo", columns="indicator")["value"]
+    for sector in ("C", "F", "J"):
+        lq = stored(store, "lq_it", f"LQ_{sector}").droplevel("time")
+        value, share = emp[sector].loc[lq.index], (emp[sector] / emp["TOTAL"]).loc[lq.index]
+        strong = (lq >= 1) & (lq >= np.quantile(lq, 0.75)) & (value > np.quantile(value, 0.25))
+        got = stored(store, "strong_it", f"STRONG_{sector}").droplevel("time").loc[lq.index]
+        assert (got == strong.astype(float)).all() and 0 < strong.sum() < len(lq)
+        stars = (
+            (value >= np.quantile(value, 0.9)).astype(int)
+            + (lq >= 2).astype(int)
+            + (share >= np.quantile(share, 0.9)).astype(int)
+        )
+        got = stored(store, "stars_it", f"STARS_{sector}").droplevel("time").loc[lq.index]
+        assert (got == stars).all() and stars.max() >= 2
