@@ -12,7 +12,7 @@ ifneq ($(wildcard $(MIRROR)/PROVENANCE.md),)
 export ALPCLUSTERS_DATA_MIRROR ?= $(MIRROR)
 endif
 
-.PHONY: run test install assets lint bench browser postgres screenshots messages clean
+.PHONY: run test trust install assets lint bench browser postgres screenshots messages clean
 
 run: install assets
 	$(BIN)/alpclusters demo
@@ -22,6 +22,19 @@ test: install assets browser postgres
 	$(BIN)/ruff check geo maps services tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# Issue 7's four trust proofs in one run: fuzzing the API and the parsers, 60 s of load on
+# 4 workers, SIGKILL and PostgreSQL restarts, access control. Minutes long; prints figures.
+TRUST_STAMP := $(VENV)/.installed-trust
+TRUST_TESTS := tests/test_fuzz_api.py tests/test_fuzz_parsers.py tests/test_trust_load.py \
+	tests/test_trust_crash.py tests/test_access.py
+
+$(TRUST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,trust]'
+	touch $(TRUST_STAMP)
+
+trust: install assets browser postgres $(TRUST_STAMP)
+	$(BIN)/python -m pytest -m "" -p no:cacheprovider -s $(wildcard $(TRUST_TESTS))
 
 install: $(STAMP)
 

@@ -247,6 +247,14 @@ class Accounts:
                 "ALPCLUSTERS_ADMIN_KEY must look like alp_<16 hex>_<at least 20 characters>; "
                 "make one with `alpclusters users key`"
             )
+        for attempt in (1, 2):  # workers starting together race to insert the same rows
+            try:
+                return self._bootstrap(found.group(1), key.strip())
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def _bootstrap(self, key_id: str, key: str) -> None:
         now = _now()
         with self.engine.begin() as conn:
             if not conn.execute(
@@ -256,13 +264,13 @@ class Accounts:
                     accounts.insert().values(name=BOOTSTRAP_ADMIN, role="admin", created_at=now)
                 )
             if not conn.execute(
-                sa.select(api_keys.c.id).where(api_keys.c.id == found.group(1))
+                sa.select(api_keys.c.id).where(api_keys.c.id == key_id)
             ).first():
                 conn.execute(
                     api_keys.insert().values(
-                        id=found.group(1),
+                        id=key_id,
                         account=BOOTSTRAP_ADMIN,
-                        hash=hash_key(key.strip()),
+                        hash=hash_key(key),
                         created_at=now,
                         expires_at=now + dt.timedelta(days=36_500),
                     )

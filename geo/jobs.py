@@ -2,6 +2,10 @@
 
 Every analysis is stored under a hash of its resolved parameters and its dataset's content,
 so an identical request finds the stored (or running) analysis instead of computing again.
+
+Several service processes may share one store: each analysis records the process running
+it, which renews a heartbeat while it works, so a process that starts (or sweeps now and
+then) fails only the work of processes that are gone (:meth:`geo.store.Store.fail_unfinished`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 
 BACKGROUND_ABOVE = 5e7  # series x regions x permutations beyond which work is backgrounded
 PROGRESS_EVERY_S = 0.5
+HEARTBEAT_EVERY_S = 15.0  # well inside geo.store.LEASE_S
+ORPHANED = "interrupted: the service process running it stopped"
 
 
 class AnalysisRunner:
@@ -49,6 +56,11 @@ class AnalysisRunner:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         self._futures: dict[str, Future[AlpClustersError | None]] = {}
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        beat = threading.Thread(
+            target=_heartbeat, args=(weakref.ref(self), self._closed), daemon=True
+        )
+        beat.start()
 
     def submit(
         self, params: AnalysisParams, wait: bool | None = None, actor: str = ""
@@ -65,19 +77,19 @@ class AnalysisRunner:
             existing = self.store.find_analysis(aid)
             if existing is not None and existing.status in (DONE, QUEUED, RUNNING):
                 return existing
-            self.store.put_analysis(
-                AnalysisRecord(
-                    id=aid,
-                    dataset_id=resolved.dataset,
-                    dataset_version=resolved.version,
-                    params=resolved.model_dump(),
-                    status=QUEUED,
-                    error=None,
-                    summary=None,
-                    duration_s=None,
-                    created_at=dt.datetime.now(dt.UTC),
-                )
+            record = AnalysisRecord(
+                id=aid,
+                dataset_id=resolved.dataset,
+                dataset_version=resolved.version,
+                params=resolved.model_dump(),
+                status=QUEUED,
+                error=None,
+                summary=None,
+                duration_s=None,
+                created_at=dt.datetime.now(dt.UTC),
             )
+            if not self.store.claim_analysis(record, self.store.owner):
+                return self.store.analysis(aid, with_tables=False)  # another process's
             self.store.accounts.record(
                 actor or "anonymous", "analyse", f"analysis {aid}", aid, resolved.model_dump()
             )
@@ -144,8 +156,27 @@ class AnalysisRunner:
         if future is not None:
             future.result(timeout)
 
+    def beat(self) -> None:
+        """Renew the heartbeat of this process's work and fail that of gone processes."""
+        try:
+            self.store.heartbeat()
+            self.store.fail_unfinished(ORPHANED)
+        except Exception as exc:  # noqa: BLE001 - a database down: the next beat tries again
+            log.warning("heartbeat of running work failed: %s", exc)
+
     def close(self) -> None:
+        self._closed.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _heartbeat(runner: weakref.ref[AnalysisRunner], closed: threading.Event) -> None:
+    """Beat every few seconds until the runner is closed or gone."""
+    while not closed.wait(HEARTBEAT_EVERY_S):
+        alive = runner()
+        if alive is None:
+            return
+        alive.beat()
+        del alive
 
 
 def _replace(record: AnalysisRecord, **changes: Any) -> AnalysisRecord:

@@ -99,6 +99,9 @@ analyses = sa.Table(
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("progress", sa.Float, nullable=False, server_default="0"),
+    # The process running it (host/boot/pid/start) and when it last said it still does.
+    sa.Column("owner", sa.String(255), nullable=True),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 uploads = sa.Table(
@@ -114,6 +117,8 @@ uploads = sa.Table(
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("owner", sa.String(255), nullable=True),  # as for analyses
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 accounts = sa.Table(

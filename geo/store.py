@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
+import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -55,6 +57,9 @@ __all__ = [
 _MIGRATING = threading.Lock()
 MIGRATION_LOCK = 7_314_221  # pg_advisory_lock key: one migrating service worker at a time
 SQLITE_BUSY_TIMEOUT_S = 120  # a writer waits this long for another's transaction
+# A process that has not renewed the heartbeat of its work for this long is taken as gone
+# (for owners on other hosts; those on this host are looked up in /proc).
+LEASE_S = 120.0
 
 
 def make_engine(url: str) -> Engine:
@@ -119,6 +124,11 @@ class Store:
         self.engine = make_engine(url)
         migrate(self.engine)
         self.accounts = Accounts(self.engine)
+
+    @property
+    def owner(self) -> str:
+        """This process as the owner of the work it runs (see :func:`process_owner`)."""
+        return process_owner()
 
     # -- datasets and versions ---------------------------------------------------------
 
@@ -355,25 +365,30 @@ class Store:
 
     # -- analyses -----------------------------------------------------------------------
 
-    def put_analysis(self, record: AnalysisRecord) -> None:
-        """Insert or replace an analysis with its result tables."""
-        values = {
-            "id": record.id,
-            "dataset_id": record.dataset_id,
-            "dataset_version": record.dataset_version,
-            "params": record.params,
-            "status": record.status,
-            "error": record.error,
-            "summary": record.summary,
-            "duration_s": record.duration_s,
-            "created_at": record.created_at,
-            "regions": _to_parquet(record.regions),
-            "catchments": _to_parquet(record.catchments),
-            "progress": record.progress,
-        }
+    def put_analysis(self, record: AnalysisRecord, owner: str | None = None) -> None:
+        """Insert or replace an analysis with its result tables.
+
+        ``owner`` is the process that will run a queued or running analysis (see
+        :meth:`claim_analysis`); without one, :meth:`fail_unfinished` takes it as orphaned.
+        """
         with self.engine.begin() as conn:
             conn.execute(sa.delete(analyses).where(analyses.c.id == record.id))
-            conn.execute(sa.insert(analyses), [values])
+            conn.execute(sa.insert(analyses), [_analysis_row(record, owner)])
+
+    def claim_analysis(self, record: AnalysisRecord, owner: str) -> bool:
+        """Store a new analysis (normally queued) as run by ``owner``, unless another
+        process has stored it first; a failed one is replaced. Whether it is ours.
+
+        Two service processes receiving the same request at once: one stores and runs it,
+        the other answers with the stored record.
+        """
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(analyses).where(analyses.c.id == record.id, analyses.c.status == FAILED)
+            )
+            query = insert(analyses).values(_analysis_row(record, owner)).on_conflict_do_nothing()
+            return bool(conn.execute(query).rowcount)
 
     def set_progress(self, analysis_id: str, status: str, progress: float) -> None:
         """Record the state of a running analysis."""
@@ -384,26 +399,50 @@ class Store:
                 .values(status=status, progress=progress)
             )
 
-    def fail_unfinished(self, reason: str) -> list[str]:
-        """Mark queued and running analyses and uploads as failed (after a restart); return
-        the analyses' ids."""
+    def fail_unfinished(self, reason: str, lease_s: float = LEASE_S) -> list[str]:
+        """Mark the queued and running analyses and uploads of processes that are gone as
+        failed with ``reason`` (at a start, and now and then); return the analyses' ids.
+
+        Work of live processes (other workers of this service, on this host or another)
+        is left alone: an owner on this host is looked up among its processes, one on
+        another host is gone when its heartbeat is older than ``lease_s`` seconds, and work
+        without an owner belongs to no process.
+        """
+        now = _now()
+        failed: dict[str, list[str]] = {}
         with self.engine.begin() as conn:
-            unfinished = analyses.c.status.in_([QUEUED, RUNNING])
-            ids = list(conn.scalars(sa.select(analyses.c.id).where(unfinished)))
-            conn.execute(sa.update(analyses).where(unfinished).values(status=FAILED, error=reason))
-            conn.execute(
-                sa.update(uploads)
-                .where(uploads.c.status.in_([QUEUED, RUNNING]))
-                .values(status=FAILED, error={"detail": reason}, updated_at=_now())
-            )
-        return ids
+            for table in (analyses, uploads):
+                unfinished = table.c.status.in_([QUEUED, RUNNING])
+                rows = conn.execute(
+                    sa.select(table.c.id, table.c.owner, table.c.heartbeat_at).where(unfinished)
+                ).all()
+                gone = [r.id for r in rows if owner_gone(r.owner, r.heartbeat_at, now, lease_s)]
+                failed[table.name] = gone
+                if not gone:
+                    continue
+                error: Any = reason if table is analyses else {"detail": reason}
+                changes: dict[str, Any] = {"status": FAILED, "error": error}
+                if table is uploads:
+                    changes["updated_at"] = now
+                conn.execute(
+                    sa.update(table).where(unfinished, table.c.id.in_(gone)).values(changes)
+                )
+        return failed["analyses"]
+
+    def heartbeat(self) -> int:
+        """Renew the heartbeat of this process's queued and running work; how many rows."""
+        renewed = 0
+        with self.engine.begin() as conn:
+            for table in (analyses, uploads):
+                mine = sa.and_(table.c.owner == self.owner, table.c.status.in_([QUEUED, RUNNING]))
+                if conn.execute(sa.select(sa.func.count()).where(mine)).scalar():
+                    query = sa.update(table).where(mine).values(heartbeat_at=_now())
+                    renewed += conn.execute(query).rowcount
+        return renewed
 
     def analysis(self, analysis_id: str, with_tables: bool = True) -> AnalysisRecord:
-        cols = (
-            list(analyses.c)
-            if with_tables
-            else [c for c in analyses.c if c.name not in ("regions", "catchments")]
-        )
+        skip = {"owner", "heartbeat_at"} | (set() if with_tables else {"regions", "catchments"})
+        cols = [c for c in analyses.c if c.name not in skip]
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(*cols).where(analyses.c.id == analysis_id)).first()
         if row is None:
@@ -438,7 +477,9 @@ class Store:
     # -- uploads ------------------------------------------------------------------------
 
     def put_upload(self, record: UploadRecord) -> None:
-        values = {k: getattr(record, k) for k in (c.name for c in uploads.c)}
+        """Record a new background upload, run by this process."""
+        values = {k: getattr(record, k) for k in (c.name for c in uploads.c) if hasattr(record, k)}
+        values |= {"owner": self.owner, "heartbeat_at": _now()}
         with self.engine.begin() as conn:
             conn.execute(sa.insert(uploads), [values])
 
@@ -457,8 +498,101 @@ class Store:
         if row is None:
             raise UnknownDatasetError(f"unknown upload {upload_id!r}")
         data = row._asdict()
+        del data["owner"], data["heartbeat_at"]
         data["created_at"], data["updated_at"] = map(_utc, (data["created_at"], data["updated_at"]))
         return UploadRecord(**data)
+
+
+def _analysis_row(record: AnalysisRecord, owner: str | None) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "dataset_id": record.dataset_id,
+        "dataset_version": record.dataset_version,
+        "params": record.params,
+        "status": record.status,
+        "error": record.error,
+        "summary": record.summary,
+        "duration_s": record.duration_s,
+        "created_at": record.created_at,
+        "regions": _to_parquet(record.regions),
+        "catchments": _to_parquet(record.catchments),
+        "progress": record.progress,
+        "owner": owner,
+        "heartbeat_at": _now() if owner else None,
+    }
+
+
+# -- job ownership: which process runs a queued or running analysis or upload ----------------
+
+
+_PROC = Path("/proc/self/stat")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return ""
+
+
+def _started(pid: int) -> str | None:
+    """Start time of process ``pid`` in clock ticks since boot ("" without /proc; None when
+    the process is gone or a zombie)."""
+    if not _PROC.exists():
+        return ""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def process_owner(pid: int | None = None) -> str:
+    """A process as an owner of work (default: this one): ``host/boot/pid/start``; the boot
+    id and start time tell a reused pid, or a rebooted host, from the recorded process."""
+    own = pid is None or pid == os.getpid()
+    pid = os.getpid() if pid is None else pid
+    if own and pid in _OWN:  # looked up once per process (a forked child is another)
+        return _OWN[pid]
+    owner = f"{socket.gethostname()}/{_boot_id()}/{pid}/{_started(pid) or ''}"
+    if own:
+        _OWN[pid] = owner
+    return owner
+
+
+_OWN: dict[int, str] = {}
+
+
+def owner_gone(
+    owner: str | None, heartbeat_at: dt.datetime | None, now: dt.datetime, lease_s: float
+) -> bool:
+    """Whether the process that recorded ``owner`` no longer runs its work."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition("/")
+    boot, _, rest = rest.partition("/")
+    pid, _, start = rest.partition("/")
+    if host != socket.gethostname():
+        return heartbeat_at is None or (now - _utc(heartbeat_at)).total_seconds() > lease_s
+    if boot != _boot_id() or not pid.isdigit():
+        return True
+    running = _started(int(pid))
+    if running == "":  # no /proc: ask the kernel whether the pid exists at all
+        return not _pid_exists(int(pid))
+    return running is None or (bool(start) and running != start)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_slices(conn: sa.Connection, version_id: int, table: pd.DataFrame) -> None:

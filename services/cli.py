@@ -48,6 +48,26 @@ def _store(settings: Any) -> Any:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the store (PostgreSQL suits several best); "
+            "each reads its settings from the environment.",
+        ),
+    ] = 1,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug.")
+    ] = "info",
+    timeout_keep_alive: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Seconds an idle keep-alive connection stays open (uvicorn's own default is "
+            "5, which races with busy clients reusing a connection: resets under load); "
+            "keep it longer than a proxy's or client's idle timeout.",
+        ),
+    ] = 75,
 ) -> None:
     """Start the web service."""
     import uvicorn
@@ -55,7 +75,26 @@ def serve(
     from services.app import create_app
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    host, port = host or settings.host, port or settings.port
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_keep_alive=timeout_keep_alive,
+        )
+        return
+    # Several processes: uvicorn imports the factory in each of them.
+    uvicorn.run(
+        "services.app:create_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_keep_alive=timeout_keep_alive,
+    )
 
 
 @data_app.command("fetch")

@@ -80,9 +80,23 @@ class Binaries:
             )
 
 
+@dataclass
+class Postmaster:
+    """The server process of a :class:`Server` and how to start it again (see ``restart``)."""
+
+    proc: subprocess.Popen[bytes]
+    binaries: Binaries
+    root: Path
+    as_user: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Server:
-    """A running throwaway server: superuser ``postgres`` with a random password over TCP."""
+    """A running throwaway server: superuser ``postgres`` with a random password over TCP.
+
+    ``pid`` is the postmaster's at the first start; ``stop``, ``start`` and ``restart`` keep
+    the port, the data and the password (``postmaster_pid`` is the current process).
+    """
 
     port: int
     datadir: Path
@@ -91,6 +105,42 @@ class Server:
     template: str = POSTGIS_TEMPLATE
     host: str = "127.0.0.1"
     user: str = SUPERUSER
+    postmaster: Postmaster | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid (``None`` while stopped)."""
+        pm = self.postmaster
+        return pm.proc.pid if pm is not None and pm.proc.poll() is None else None
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` (a clean shutdown, ending every session) or
+        ``immediate`` (no checkpoint, like a crash; recovery runs at the next start)."""
+        pm = self._postmaster()
+        if mode not in ("fast", "immediate"):
+            raise ValueError(f"stop mode {mode!r}: use 'fast' or 'immediate'")
+        _stop(pm.proc, pm.binaries, pm.root, pm.as_user, mode)
+
+    def start(self) -> None:
+        """Start the stopped server again on the same port (its clients' URLs still work)."""
+        pm = self._postmaster()
+        if pm.proc.poll() is None:
+            return
+        pm.proc = _launch(pm.binaries, pm.root, self.port, pm.as_user)
+        if not _wait_ready(pm.proc, self.datadir):
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+            raise PostgresUnavailableError(f"the throwaway PostgreSQL did not restart:\n{tail}")
+
+    def restart(self, mode: str = "fast", down_s: float = 0.0) -> None:
+        """Stop, stay down ``down_s`` seconds, start again."""
+        self.stop(mode)
+        time.sleep(down_s)
+        self.start()
+
+    def _postmaster(self) -> Postmaster:
+        if self.postmaster is None:
+            raise PostgresUnavailableError("this Server was not started by throwaway_postgres")
+        return self.postmaster
 
     @property
     def socket_dir(self) -> Path:
@@ -361,13 +411,17 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _stop(
-    proc: subprocess.Popen[bytes], binaries: Binaries, root: Path, as_user: dict[str, Any]
+    proc: subprocess.Popen[bytes],
+    binaries: Binaries,
+    root: Path,
+    as_user: dict[str, Any],
+    mode: str = "fast",
 ) -> None:
-    """``pg_ctl stop -m fast``, then SIGKILL if the server is still there."""
+    """``pg_ctl stop -m fast`` (or ``mode``), then SIGKILL if the server is still there."""
     if proc.poll() is None:
         with contextlib.suppress(PostgresUnavailableError, subprocess.SubprocessError, OSError):
             _run(
-                [binaries.bindir / "pg_ctl", "stop", "-D", root / "data", "-m", "fast", "-w",
+                [binaries.bindir / "pg_ctl", "stop", "-D", root / "data", "-m", mode, "-w",
                  "-t", str(int(STOP_TIMEOUT_S))],
                 root, as_user, timeout=STOP_TIMEOUT_S + 10,
             )  # fmt: skip
@@ -393,18 +447,19 @@ def throwaway_postgres(*, postgis: bool = True) -> Iterator[Server]:
     as_user = server_user()
     cleanup_stale()
     root = _make_root(as_user)
-    proc: subprocess.Popen[bytes] | None = None
+    postmaster: Postmaster | None = None
     try:
         password = _initdb(binaries, root, as_user)
         proc, port = _start(binaries, root, as_user)
+        postmaster = Postmaster(proc, binaries, root, as_user)
         template = POSTGIS_TEMPLATE if postgis else "template1"
-        server = Server(port, root / "data", proc.pid, password, template)
+        server = Server(port, root / "data", proc.pid, password, template, postmaster=postmaster)
         if postgis:
             _create_template(server)
         yield server
     finally:
-        if proc is not None:
-            _stop(proc, binaries, root, as_user)
+        if postmaster is not None:
+            _stop(postmaster.proc, binaries, root, as_user)
         shutil.rmtree(root, ignore_errors=True)
 
 
