@@ -3,10 +3,15 @@
 A pathological upload (a table that explodes in memory, a parser stuck on a malformed file)
 must fail alone, with a report, and never take the service down. :func:`isolated` runs a
 function in a forked child process: it inherits the loaded modules and boundaries, so it
-starts in milliseconds, and gets an address-space limit (``RLIMIT_AS``) of its inherited
-size plus a budget. Progress and the result come back through a pipe; the parent kills the
-child at the deadline. The child dies with its parent (``PR_SET_PDEATHSIG``) and leaves
-through ``os._exit``, so it never closes the parent's database connections it inherited.
+starts in milliseconds. Its memory budget counts the memory the child itself writes: a
+watchdog thread reads the child's private pages (``Private_Clean + Private_Dirty`` of
+``/proc/self/smaps_rollup``: after the fork every page is shared with the parent, and a page
+becomes private when the child writes it, freed heap memory of the parent included) and
+stops the child past the budget; an address-space limit (``RLIMIT_AS``: the inherited size
+plus the budget) stops any single allocation beyond it at once. Progress and the result
+come back through a pipe; the parent kills the child at the deadline. The child dies with
+its parent (``PR_SET_PDEATHSIG``) and leaves through ``os._exit``, so it never closes the
+parent's database connections it inherited.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -30,6 +36,7 @@ T = TypeVar("T")
 Progress = Callable[[float], None]
 PR_SET_PDEATHSIG = 1
 KILL_WAIT_S = 5.0
+WATCH_EVERY_S = 0.05  # how often the child's private memory is read
 
 
 def isolated(
@@ -112,26 +119,63 @@ def _await(
 def _child(
     send: Connection, parent: int, memory_bytes: int, fn: Callable[..., Any], args: Any
 ) -> None:
+    say = _Say(send)
     try:
         _die_with(parent)
         _limit_memory(memory_bytes)
-        result = fn(*args, progress=lambda percent: send.send(("progress", percent)))
-        send.send(("ok", result))
+        _watch(say, memory_bytes)
+        result = fn(*args, progress=lambda percent: say(("progress", percent)))
+        say(("ok", result))
     except MemoryError:
-        _say(send, ("memory", None))
+        say(("memory", None))
     except AlpClustersError as exc:
-        _say(send, ("error", exc))
+        say(("error", exc))
     except BaseException:
-        _say(send, ("crash", traceback.format_exc()))
+        say(("crash", traceback.format_exc()))
     finally:
         os._exit(0)  # no atexit, no finalisers: the parent's connections stay untouched
 
 
-def _say(send: Connection, message: tuple[str, Any]) -> None:
+class _Say:
+    """Messages to the parent, one at a time (the watchdog thread may speak too)."""
+
+    def __init__(self, send: Connection) -> None:
+        self.send, self.lock = send, threading.Lock()
+
+    def __call__(self, message: tuple[str, Any]) -> None:
+        with self.lock:
+            try:
+                self.send.send(message)
+            except MemoryError:  # the answer itself is too large for the budget
+                self.send.send(("memory", None))
+
+
+def _watch(say: _Say, budget: int) -> None:
+    """A daemon thread stopping this process once its private memory passes ``budget``."""
+    start = _private_bytes()
+    if start is None:  # no smaps_rollup (not Linux >= 4.14): RLIMIT_AS alone
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_EVERY_S)
+            used = (_private_bytes() or 0) - start
+            if used > budget:
+                with say.lock:  # nobody else may write to the pipe any more
+                    say.send.send(("memory", None))
+                    os._exit(0)
+
+    threading.Thread(target=watch, name="memory-watch", daemon=True).start()
+
+
+def _private_bytes() -> int | None:
+    """Memory this process alone holds: its private clean and dirty pages, in bytes."""
     try:
-        send.send(message)
-    except MemoryError:  # the answer itself is too large for the budget
-        send.send(("memory", None))
+        with open("/proc/self/smaps_rollup") as fh:
+            fields = dict(line.split(":", 1) for line in fh if line.startswith("Private_"))
+    except OSError:
+        return None
+    return sum(int(v.split()[0]) for v in fields.values()) * 1024
 
 
 def _die_with(parent: int) -> None:
