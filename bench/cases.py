@@ -88,7 +88,7 @@ CASES = (
     Case("pages-map", "pages", "pages", (PAGES_SIDE,)),
 )
 BY_KEY = {case.key: case for case in CASES}
-GROUPS = ("atlas", "fine", "scaleout", "cold", "ingest", "ogc", "pages")
+GROUPS = ("atlas", "fine", "scaleout", "cold", "ingest", "ogc", "pages", "rasters")
 ENGINE_GROUPS = ("atlas", "fine", "scaleout")  # those that need the engine preflight
 WORKER_CASES = tuple(case.key for case in CASES if case.group not in ("cold", "ogc", "pages"))
 

@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Memory (address space) reading one upload may take, beyond the service's.",
     )
+    raster_dir: Path = Field(
+        default=REPO_ROOT / "var" / "rasters",
+        description="Where uploaded rasters are kept (POST /rasters).",
+    )
+    max_raster_pixels: int = Field(
+        default=1_000_000_000, gt=0, description="Most pixels (width x height x bands)."
+    )
+    max_raster_bands: int = Field(default=64, gt=0, description="Most bands of a raster.")
     upload_background_bytes: int = Field(
         default=4 << 20,
         ge=0,

@@ -30,6 +30,7 @@ from services.routers import (
     maps,
     ogc,
     pages,
+    rasters,
     regions,
     s3,
     tiles,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages.router,
         maps.router,
         s3.router,
+        rasters.router,
     ):
         app.include_router(router, dependencies=[ReaderDep, guards.RateDep])
     for name, folder in FOLDERS.items():

@@ -350,6 +350,38 @@ def _file_command(kind: str) -> Any:
     return command
 
 
+@app.command()
+def export(
+    analysis: Annotated[str, typer.Argument(help="The analysis id (GET /analyses).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .tif to write.")],
+    format: Annotated[str, typer.Option(help="cog: a Cloud-Optimized GeoTIFF.")] = "cog",
+    kind: Annotated[
+        str, typer.Option(help="classes (bands z, class, catchment) or kde (smoothed).")
+    ] = "classes",
+    indicator: Annotated[str | None, typer.Option(help="Default: the first.")] = None,
+    year: Annotated[int | None, typer.Option(help="Default: the first.")] = None,
+    resolution_m: Annotated[float, typer.Option(help="Pixel size, EPSG:3035 metres.")] = 1000,
+    bandwidth_m: Annotated[float, typer.Option(help="kde: the kernel's sigma.")] = 25_000,
+) -> None:
+    """Write an analysis as a Cloud-Optimized GeoTIFF in EPSG:3035."""
+    from geo.analysis import pick_series, series_layers
+    from geo.surfaces import analysis_surface, kde_surface
+
+    if format != "cog" or kind not in ("classes", "kde"):
+        raise typer.BadParameter("--format cog, with --kind classes or kde")
+    settings = _settings()
+    record = _store(settings).analysis(analysis)
+    ind, yr = pick_series(record, indicator, year)
+    regions, _, _ = series_layers(settings, record, ind, yr)
+    if kind == "kde":
+        surface = kde_surface(regions, output, bandwidth_m=bandwidth_m, resolution_m=resolution_m)
+    else:
+        klass = "bin" if "bin" in regions.columns else "cluster"
+        surface = analysis_surface(regions, output, resolution_m=resolution_m, klass=klass)
+    height, width = surface.shape
+    typer.echo(f"wrote {output}: {width} x {height} pixels of {resolution_m:g} m, EPSG:3035")
+
+
 app.command("hotspots", help="Per-region hot-spot statistics of any vector file.")(
     _file_command("regions")
 )

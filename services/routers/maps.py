@@ -20,7 +20,7 @@ from geo.store import DONE
 from maps.analysis import analysis_map, p_column
 from maps.classify import DEFAULT_K, SCHEMES
 from maps.indicator import indicator_map
-from maps.panels import member_panel
+from maps.panels import Link, member_panel
 from maps.vector_tiles import VectorTiles
 from services.dependencies import (
     AreaQuery,
@@ -117,6 +117,9 @@ def analysis_map_page(
         vector_tiles=collection_tiles(request, f"analysis-{analysis_id}-regions", tiles),
         outline_vector_tiles=collection_tiles(request, f"nuts-{settings.nuts_year}-level-0"),
     )
+    surface = request.url_for("analysis_surface_file", analysis_id=analysis_id).path
+    cog = Link("GeoTIFF (COG)", f"{surface}?{tiles}", download=True)
+    opts = dataclasses.replace(opts, downloads=[*opts.downloads, cog])
     name = f"alpclusters-{analysis_id}-{ind}-{yr}"
     return page(analysis_map(view, opts, _), f, request, name, _)
 
