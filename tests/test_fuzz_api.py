@@ -66,6 +66,9 @@ HEAVY = {
     "GET /maps/datasets/{dataset_id}/emerging": 4,
     "GET /maps/regions/{code}/similar": 4,
     "GET /datasets/{dataset_id}/emerging": 6,
+    "GET /analyses/{analysis_id}/surface.tif": 4,
+    "POST /datasets/from-raster": 6,
+    "POST /rasters": 6,
 }
 MAX_PERMUTATIONS = 99  # analyses asked for on a real dataset are bounded to this
 ALPS = (11.0, 46.5)  # lon, lat: tiles over the Alps
