@@ -358,12 +358,13 @@ def wait_ready_state(page: Any, flag: bool) -> tuple[bool, float]:
     else for the first region path; whether the flag came, and performance.now() then."""
     if flag:
         try:
-            page.wait_for_function("window.acReady === true", timeout=FLAG_TIMEOUT_S * 1e3)
+            page.wait_for_function("() => window.acReady === true", timeout=FLAG_TIMEOUT_S * 1e3)
             return True, float(page.evaluate("performance.now()"))
         except PlaywrightTimeoutError:
             pass
     page.wait_for_function(
-        "window.__bench && window.__bench.paths !== undefined", timeout=PATHS_TIMEOUT_S * 1e3
+        "() => window.__bench && window.__bench.paths !== undefined",
+        timeout=PATHS_TIMEOUT_S * 1e3,
     )
     return False, float(page.evaluate("performance.now()"))
 

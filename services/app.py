@@ -96,13 +96,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analyses.router,
         ogc.router,
         exports.router,
-        tiles.router,
         pages.router,
         maps.router,
         s3.router,
         rasters.router,
     ):
         app.include_router(router, dependencies=[ReaderDep, guards.RateDep])
+    # Vector tiles: a map fetches dozens per view, so they are not counted by the rate limit
+    # (cheap, cached, read-only).
+    app.include_router(tiles.router, dependencies=[ReaderDep])
     for name, folder in FOLDERS.items():
         app.mount(f"/static/{name}", StaticFiles(directory=folder, check_dir=False), name=name)
     return app

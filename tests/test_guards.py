@@ -265,6 +265,9 @@ def test_rate_limit_per_account(settings: Settings, demo_store: Store) -> None:
         assert client.get("/datasets", headers={"X-API-Key": other}).status_code == 200
         assert client.get("/datasets").status_code == 200
         assert client.get("/health").status_code == 200  # never limited
+        # a map's vector tiles are not counted: one view of Europe fetches about a hundred
+        tile = "/ogc/collections/nuts-2021-level-3/tiles/WebMercatorQuad/4/5/8"
+        assert {client.get(tile, headers=admin).status_code for _ in range(20)} == {200}
 
 
 def test_security_headers(client: TestClient) -> None:
