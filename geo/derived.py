@@ -95,6 +95,7 @@ def derive(
     if spec.denominator is not None:
         inputs.append(_info(store, spec.denominator))
     frame, labels = _compute(settings, store, spec, inputs)
+    labels = _named(spec, labels, inputs)
     if frame["value"].notna().sum() == 0:
         raise InvalidParameterError(f"{spec.kind} of {spec.source.dataset} gives no value")
     lineage = {
@@ -329,6 +330,44 @@ def _long(
         for c in part["indicator"].unique():
             labels[str(c)] = (str(c).replace("_", " "), unit)
     return pd.concat(frames, ignore_index=True), labels
+
+
+_NAMES = {
+    "LQ": "Location quotient",
+    "STRONG": "Strong cluster",
+    "STARS": "Cluster stars",
+    "NS": "National share",
+    "IM": "Industry mix",
+    "RS": "Regional shift",
+    "KRUGMAN": "Krugman dissimilarity index",
+    "HOOVER": "Hoover index",
+}
+
+
+def _named(
+    spec: DerivedSpec, labels: dict[str, tuple[str, str]], inputs: list[DatasetInfo]
+) -> dict[str, tuple[str, str]]:
+    """Labels a planner reads ("Location quotient: Manufacturing"), from the inputs' own."""
+    source = {i.code: i.label for i in inputs[0].indicators}
+    den = ""
+    if spec.denominator is not None:
+        by_code = {i.code: i.label for i in inputs[1].indicators}
+        den = by_code.get(spec.denominator.indicator or "", "") or inputs[1].title
+    out = {}
+    for code, (_label, unit) in labels.items():
+        if spec.kind in SECTOR_KINDS:
+            prefix, _, sector = code.partition("_")
+            name = _NAMES.get(prefix, prefix)
+            label = f"{name}: {source.get(sector, sector)}" if sector else name
+        else:
+            base = next((c for c in source if code.startswith(c + "_")), code)
+            what = source.get(base, base)
+            label = {
+                "per_km2": f"{what} per km²",
+                "share": f"{what}, share of {den}",
+            }.get(spec.kind, f"{what} per {den}")
+        out[code] = (label, unit)
+    return out
 
 
 def _describe(spec: DerivedSpec) -> str:
