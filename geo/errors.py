@@ -120,10 +120,18 @@ class IngestError(AlpClustersError):
     def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (from a reading child process)
         return type(self), (self.file, self.problems, self.report)
 
-    def renamed(self, old: str, new: str) -> IngestError:
-        """The same error naming the file ``new`` where it said ``old`` (a stored path)."""
-        problems = [{**p, "file": new} if p.get("file") == old else p for p in self.problems]
-        return type(self)(new if self.file == old else self.file, problems, self.report)
+    def renamed(self, path: str, name: str) -> IngestError:
+        """The same error naming the file ``name`` wherever it said ``path`` (where the file
+        waits on disk) or that path's file name: in the file field and in every reason."""
+        base = path.replace("\\", "/").rsplit("/", 1)[-1]
+
+        def clean(value: object) -> object:
+            if not isinstance(value, str):
+                return value
+            return value.replace(path, name).replace(base, name)
+
+        problems = [{k: clean(v) for k, v in p.items()} for p in self.problems]
+        return type(self)(str(clean(self.file)), problems, self.report)
 
 
 class TooLargeError(IngestError):

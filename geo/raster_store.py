@@ -62,7 +62,7 @@ def store_raster(settings: Settings, path: Path, file_name: str, uploader: str) 
     try:
         info = validate_raster(path, settings)
     except IngestError as exc:  # name the file as uploaded, never where it waits
-        raise _named(exc, path, shown) from None
+        raise exc.renamed(str(path), shown) from None
     raster_id = uuid.uuid4().hex
     folder = settings.raster_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,16 +79,6 @@ def store_raster(settings: Settings, path: Path, file_name: str, uploader: str) 
     partial.rename(folder / f"{raster_id}.tif")
     (folder / f"{raster_id}.json").write_text(json.dumps(dataclasses.asdict(record)))
     return record
-
-
-def _named(exc: IngestError, path: Path, name: str) -> IngestError:
-    def clean(value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        return value.replace(str(path), name).replace(path.name, name)
-
-    problems = [{k: clean(v) for k, v in p.items()} for p in exc.problems]
-    return type(exc)(name, problems, exc.report)
 
 
 def _info_json(info: RasterInfo) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from geo.accounts import Account
 from geo.records import DatasetInfo, VersionInfo
 from geo.upload_jobs import outcome_json
-from geo.uploads import UploadRequest, upload
+from geo.uploads import UploadOutcome, UploadRequest, upload
 from services.auth import Uploader
 from services.dependencies import SettingsDep, StoreDep, UploadRunnerDep
 from services.downloads import version_csv, version_parquet
@@ -30,6 +30,11 @@ def on_behalf_of(form: UploadRequest, who: Account) -> UploadRequest:
     return dataclasses.replace(
         form, uploader=form.uploader or who.name, actor=who.name, scope=scope
     )
+
+
+def upload_answer(outcome: UploadOutcome) -> JSONResponse:
+    """A stored version: 201 when new, 200 when identical content was stored already."""
+    return JSONResponse(outcome_json(outcome), status_code=201 if outcome.created else 200)
 
 
 def dataset_out(info: DatasetInfo, request: Request) -> Dataset:
@@ -100,8 +105,7 @@ async def post_dataset(
         outcome = await run_in_threadpool(upload, settings, store, path, form)
     finally:
         path.unlink(missing_ok=True)
-    status = 201 if outcome.created else 200
-    return JSONResponse(outcome_json(outcome), status_code=status)
+    return upload_answer(outcome)
 
 
 @router.post(

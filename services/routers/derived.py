@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from geo.derived import DerivedSpec, derive
-from geo.upload_jobs import outcome_json
 from services.auth import Analyst
 from services.dependencies import SettingsDep, StoreDep
 from services.forms import dataset_slug
+from services.routers.datasets import upload_answer
 from services.schemas import UploadAnswer, problems
 
 router = APIRouter(tags=["datasets"])
@@ -35,4 +34,4 @@ async def post_derived(
     the existing version. Analysts and administrators only."""
     spec = spec.model_copy(update={"name": dataset_slug(spec.name)})
     outcome = await run_in_threadpool(derive, settings, store, spec, actor=who.name)
-    return JSONResponse(outcome_json(outcome), status_code=201 if outcome.created else 200)
+    return upload_answer(outcome)

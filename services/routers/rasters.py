@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -22,12 +22,11 @@ from geo.raster_store import (
     raster_record,
     store_raster,
 )
-from geo.upload_jobs import outcome_json
 from geo.uploads import UploadRequest
 from services.auth import Uploader
 from services.dependencies import SeriesDep, SettingsDep, StoreDep
 from services.forms import SpoolDep, dataset_slug
-from services.routers.datasets import on_behalf_of
+from services.routers.datasets import on_behalf_of, upload_answer
 from services.schemas import UploadAnswer, problems
 
 router = APIRouter(tags=["rasters"])
@@ -95,7 +94,7 @@ async def post_dataset_from_raster(
     dataset ``name``, with the raster's name, hash, CRS and the statistics as its lineage."""
     request = on_behalf_of(UploadRequest(dataset_id=dataset_slug(spec.name)), who)
     outcome = await run_in_threadpool(dataset_from_raster, settings, store, spec, request)
-    return JSONResponse(outcome_json(outcome), status_code=201 if outcome.created else 200)
+    return upload_answer(outcome)
 
 
 @router.get(
